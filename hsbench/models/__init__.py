@@ -1,0 +1,1 @@
+"""Reusable networks, registered in ``MODELS``."""

@@ -1,0 +1,146 @@
+"""The strategy contract: what a transfer strategy may do, and what the runner does for it.
+
+The runner owns data loading, the split, timing, evaluation and storage. A strategy only learns and predicts.
+Rules every strategy follows (the registry-driven tests check what they can):
+
+* It never sees test labels: ``fit`` gets train and val views, ``predict`` gets a sample whose labels are all
+  ``ignore_index``.
+* All randomness comes from ``ctx.seeds`` (streams ``init``, ``order``, ``augment``), so a fixed seed gives the
+  same numbers.
+* Anything fitted on pixels (normalisation, PCA, adapters) is fitted on the train view only.
+* Model selection uses the val view only.
+* Freezing, adapters and head re-initialisation live in the strategy, not in network constructors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from hsbench.data.card import DatasetCard
+from hsbench.data.dataset import Dataset, Sample
+from hsbench.seeding import SeedStreams
+
+__all__ = ["Strategy", "RunContext", "SplitView", "StrategySpec"]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """What a strategy needs from the runner."""
+
+    description: str
+    needs_unlabeled: bool = False
+    """Whether ``pretrain`` wants unlabelled images (the target's unlabelled train images)."""
+
+
+@dataclass
+class RunContext:
+    """Everything a strategy may use besides its config and the data.
+
+    Attributes:
+        device: torch device to train on.
+        seeds: the run's independent random streams.
+        work_dir: a private folder for this run (checkpoints, caches); kept with the run.
+        logger: the run's logger (goes to the run log file and, at INFO, to the console).
+        time_budget_s: wall-clock budget for ``fit``; ``None`` means unlimited.
+        progress: whether to show progress bars.
+        epoch_callback: called by training loops as ``epoch_callback(epoch, val_score)``; raising from it (an
+            Optuna prune) stops the run.
+        zoo: pretrained-artifact store, when the runner has one.
+    """
+
+    device: torch.device
+    seeds: SeedStreams
+    work_dir: Path
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("hsbench"))
+    time_budget_s: float | None = None
+    progress: bool = True
+    epoch_callback: Callable[[int, float], None] | None = None
+    zoo: Any = None
+
+
+class SplitView:
+    """One part (train / val) of a split over a dataset.
+
+    ``load(id)`` returns the sample with every pixel outside the part's mask set to ``ignore_index``, so a
+    strategy cannot learn from pixels it was not given.
+    """
+
+    def __init__(self, dataset: Dataset, masks: dict[str, np.ndarray | None], part: str) -> None:
+        self.dataset = dataset
+        self.part = part
+        self._masks = masks
+
+    @property
+    def card(self) -> DatasetCard:
+        return self.dataset.card
+
+    @property
+    def sample_ids(self) -> tuple[str, ...]:
+        return tuple(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return (self.load(i) for i in self._masks)
+
+    def mask(self, sample_id: str) -> np.ndarray | None:
+        """The part's pixel mask for one sample (``None``: every labelled pixel)."""
+        return self._masks[sample_id]
+
+    def load(self, sample_id: str) -> Sample:
+        sample = self.dataset.load(sample_id)
+        mask = self._masks[sample_id]
+        if mask is None:
+            return sample
+        labels = np.where(mask, sample.labels, self.card.ignore_index)
+        return Sample(sample.id, sample.cube, labels)
+
+    def labelled_pixel_count(self) -> int:
+        return sum(int((s.labels != self.card.ignore_index).sum()) for s in self)
+
+
+class Strategy:
+    """Base class of every transfer strategy (registered in ``STRATEGIES`` under its name).
+
+    Args:
+        cfg: the strategy's resolved options (plain, JSON-serialisable values; part of the run id).
+        ctx: the run context.
+        card: the target dataset's card (band count, wavelengths and class count come from here).
+    """
+
+    spec: ClassVar[StrategySpec] = StrategySpec(description="")
+    defaults: ClassVar[dict[str, Any]] = {}
+    """Default options; the runner merges user options over these and rejects unknown keys."""
+
+    def __init__(self, cfg: dict[str, Any], ctx: RunContext, card: DatasetCard) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.card = card
+
+    def pretrain(self, unlabeled: list[SplitView]) -> None:  # noqa: B027 - optional hook
+        """Optional: learn from unlabelled images (labels in the views must not be used)."""
+
+    def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
+        """Learn from the train view; select on the val view. Returns facts to store (epochs, best val score)."""
+        raise NotImplementedError
+
+    def predict(self, sample: Sample) -> np.ndarray:
+        """Dense ``(H, W)`` int64 prediction in harness class ids for one sample."""
+        raise NotImplementedError
+
+    def display_name(self) -> str:
+        """Name shown in tables, e.g. ``in_domain/runet``."""
+        return type(self).__name__
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        """Optuna search space: returns options suggested through ``trial``."""
+        return {}

@@ -1,0 +1,1 @@
+"""Strategy plug-ins; each module registers one strategy in ``hsbench.registry.STRATEGIES``."""
