@@ -2,5 +2,6 @@
 
 from hsbench.data.card import DatasetCard, OfficialSplit
 from hsbench.data.dataset import Dataset, Sample, array_digest, validate_sample
+from hsbench.data.provider import DatasetProvider
 
-__all__ = ["DatasetCard", "OfficialSplit", "Dataset", "Sample", "array_digest", "validate_sample"]
+__all__ = ["DatasetCard", "DatasetProvider", "OfficialSplit", "Dataset", "Sample", "array_digest", "validate_sample"]
