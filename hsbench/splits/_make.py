@@ -1,0 +1,282 @@
+"""``make_split``: turn a dataset, a spec and a seed into a :class:`Split`.
+
+Image-level splits (``official``, ``fraction`` on segmentation datasets) give whole images (mask ``None``);
+pixel-level splits (``kshot``, ``fraction`` on scene datasets) give per-image bool masks. All randomness comes
+from the ``split`` seed stream, so a split depends on the seed and the data only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hsbench.data.dataset import Dataset
+from hsbench.errors import ConfigError, DataError
+from hsbench.seeding import SeedStreams
+from hsbench.splits._pixels import (
+    ClassOrder,
+    block_regions,
+    ceil_share,
+    class_orders,
+    draw_keys,
+    guard_band,
+    masks_from_refs,
+    merge_orders,
+)
+from hsbench.splits._spec import SplitSpec, parse_split_spec
+from hsbench.splits._split import PARTS, Parts, Split, split_hash
+
+__all__ = ["make_split", "SCENE_VAL_FRACTION"]
+
+SCENE_VAL_FRACTION = 0.05
+"""Share of each class held out for validation in a scene ``fraction`` split (at least one pixel from 3 up)."""
+
+Refs = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class _Drawn:
+    """What a builder hands back: the parts, their per-class pixel counts and any shaping options."""
+
+    parts: Parts
+    coverage: dict[str, list[int]]
+    params: dict[str, int]
+
+
+def make_split(
+    dataset: Dataset,
+    spec: str | SplitSpec,
+    seed: int,
+    *,
+    patch_radius: int = 4,
+    block_size: int | None = None,
+) -> Split:
+    """Draw a split.
+
+    Args:
+        dataset: the dataset; labels are loaded only for the images a split needs.
+        spec: a spec string (see :func:`parse_split_spec`) or a parsed spec.
+        seed: the run seed; the ``split`` stream of :class:`SeedStreams` is derived from it.
+        patch_radius: for ``kshot=k,disjoint``: every test pixel lies more than this many pixels (Chebyshev)
+            from every train and val pixel, so ``(2r+1)``-pixel patches around training pixels never see one.
+        block_size: side of the square blocks of a disjoint split; default
+            ``max(4 * patch_radius + 1, min(H, W) // 8)`` over the smallest image.
+
+    Raises:
+        ConfigError: the spec does not fit the dataset (no official split, disjoint on whole images, a split
+            that leaves no test pixels) or an option is out of range.
+        DataError: an official list names an unknown sample or puts one sample in two parts.
+    """
+    parsed = spec if isinstance(spec, SplitSpec) else parse_split_spec(spec)
+    if isinstance(patch_radius, bool) or not isinstance(patch_radius, int) or patch_radius < 0:
+        raise ConfigError(f"patch_radius must be a whole number >= 0, got {patch_radius!r}")
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
+        raise ConfigError(f"block_size must be a whole number >= 1, got {block_size!r}")
+    card = dataset.card
+    if parsed.kind == "official":
+        drawn = _official(dataset, parsed)
+    elif card.task == "segmentation":
+        if parsed.disjoint:
+            raise ConfigError(
+                f"{card.name}: 'disjoint' applies to scene datasets; a segmentation dataset's official train and "
+                "test images are already separate, so use plain kshot=k"
+            )
+        build = _image_fraction if parsed.kind == "fraction" else _image_kshot
+        drawn = build(dataset, parsed, seed)
+    else:
+        drawn = _scene(dataset, parsed, seed, patch_radius, block_size)
+    spec_text = str(parsed)
+    digest = split_hash(card.name, spec_text, seed, drawn.parts, drawn.coverage, drawn.params)
+    return Split(card.name, spec_text, int(seed), drawn.parts, drawn.coverage, digest, drawn.params)
+
+
+# --- image-level splits ---------------------------------------------------------------------------------------
+
+
+def _official_lists(dataset: Dataset, name: str | None) -> dict[str, tuple[str, ...]]:
+    official = dataset.card.official(name)
+    lists = {part: official.part(part) for part in PARTS}
+    known = set(dataset.sample_ids)
+    seen: dict[str, str] = {}
+    for part, ids in lists.items():
+        for sample_id in ids:
+            if sample_id not in known:
+                raise DataError(f"{dataset.card.name}: the official {part} list names unknown sample {sample_id!r}")
+            if sample_id in seen:
+                raise DataError(
+                    f"{dataset.card.name}: sample {sample_id!r} is in both the official {seen[sample_id]} and "
+                    f"{part} lists"
+                )
+            seen[sample_id] = part
+    return lists
+
+
+def _whole_images(dataset: Dataset, ids: tuple[str, ...] | list[str]) -> tuple[dict[str, None], list[int]]:
+    """Parts entries and per-class counts for whole images (each image is loaded once, then dropped)."""
+    k = dataset.card.num_classes
+    counts = np.zeros(k, dtype=np.int64)
+    for sample_id in ids:
+        counts += _count(dataset.load(sample_id).labels, k)
+    return dict.fromkeys(ids), counts.tolist()
+
+
+def _official(dataset: Dataset, spec: SplitSpec) -> _Drawn:
+    lists = _official_lists(dataset, spec.name)
+    parts, coverage = {}, {}
+    for part in PARTS:
+        parts[part], coverage[part] = _whole_images(dataset, lists[part])
+    return _Drawn(parts, coverage, {})
+
+
+def _image_fraction(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:
+    """A nested subset of the official training images: a prefix of one seeded permutation."""
+    lists = _official_lists(dataset, None)
+    train = lists["train"]
+    if not train:
+        raise ConfigError(f"{dataset.card.name}: the official split has no training images to take a fraction of")
+    order = SeedStreams(seed).rng("split").permutation(len(train))
+    chosen = set(order[: max(1, ceil_share(spec.fraction, len(train)))].tolist())
+    lists["train"] = tuple(sample_id for i, sample_id in enumerate(train) if i in chosen)  # keep official order
+    parts, coverage = {}, {}
+    for part in PARTS:
+        parts[part], coverage[part] = _whole_images(dataset, lists[part])
+    return _Drawn(parts, coverage, {})
+
+
+def _image_kshot(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:
+    """k pixels per class pooled over the official training images, streamed one image at a time."""
+    lists = _official_lists(dataset, None)
+    card = dataset.card
+    rng = _pixel_rng(seed)
+    train_ids = lists["train"]
+    shapes, pooled = [], []
+    for i, sample_id in enumerate(train_ids):
+        labels = dataset.load(sample_id).labels
+        shapes.append(labels.shape)
+        orders = class_orders(
+            [labels],
+            [draw_keys(rng, labels.shape)],
+            num_classes=card.num_classes,
+            ignore_index=card.ignore_index,
+            keep=spec.k,
+        )
+        pooled.append([ClassOrder(np.full(len(o), i, dtype=np.int64), o.flat, o.key) for o in orders])
+    best = [merge_orders(per_class, spec.k) for per_class in zip(*pooled)] if pooled else []
+    masks = masks_from_refs(shapes, [o.take(0) for o in best])
+    parts: Parts = {"train": {sid: m for sid, m in zip(train_ids, masks) if m.any()}}
+    coverage = {"train": [len(o) for o in best] or [0] * card.num_classes}
+    for part in ("val", "test"):
+        parts[part], coverage[part] = _whole_images(dataset, lists[part])
+    _freeze(parts)
+    return _Drawn(parts, coverage, {})
+
+
+# --- scene (pixel-level) splits -------------------------------------------------------------------------------
+
+
+def _scene(dataset: Dataset, spec: SplitSpec, seed: int, patch_radius: int, block_size: int | None) -> _Drawn:
+    card = dataset.card
+    ids = dataset.sample_ids
+    labels = [dataset.load(sample_id).labels for sample_id in ids]
+    rng = _pixel_rng(seed)
+    keys = [draw_keys(rng, lab.shape) for lab in labels]
+    common = {"num_classes": card.num_classes, "ignore_index": card.ignore_index}
+    params: dict[str, int] = {}
+    if spec.kind == "fraction":
+        refs = _scene_fraction(class_orders(labels, keys, **common), spec.fraction)
+        test_masks = masks_from_refs([lab.shape for lab in labels], refs["test"])
+    elif not spec.disjoint:
+        refs = _scene_kshot(class_orders(labels, keys, **common), spec.k)
+        test_masks = masks_from_refs([lab.shape for lab in labels], refs["test"])
+    else:
+        side = block_size or max(4 * patch_radius + 1, min(min(lab.shape) for lab in labels) // 8)
+        regions = block_regions(labels, block_size=side, margin=patch_radius, rng=_block_rng(seed), **common)
+        refs = _disjoint_kshot(class_orders(labels, keys, allowed=regions, **common), spec.k)
+        test_masks = [(lab != card.ignore_index) & ~guard_band(r, patch_radius) for lab, r in zip(labels, regions)]
+        params = {"patch_radius": patch_radius, "block_size": side}
+    shapes = [lab.shape for lab in labels]
+    per_part = {"train": masks_from_refs(shapes, refs["train"]), "val": masks_from_refs(shapes, refs["val"])}
+    per_part["test"] = test_masks
+    parts: Parts = {part: {sid: m for sid, m in zip(ids, per_part[part]) if m.any()} for part in PARTS}
+    coverage = {
+        part: np.sum([_count(lab[m], card.num_classes) for lab, m in zip(labels, per_part[part])], axis=0).tolist()
+        for part in PARTS
+    }
+    if not parts["test"]:
+        raise ConfigError(
+            f"{card.name}: {spec} leaves no test pixels; use a smaller fraction, or for disjoint splits a smaller "
+            "block_size or patch_radius"
+        )
+    _freeze(parts)
+    return _Drawn(parts, coverage, params)
+
+
+def _scene_fraction(orders: list[ClassOrder], p: float) -> dict[str, Refs]:
+    """Per class: train = the first ``ceil(p n)`` (at least one), val = a fixed tail slice, test = the middle.
+
+    Val comes from the tail of the order so it is the same pixels for every fraction of one seed, and the train
+    prefixes stay nested.
+    """
+    refs: dict[str, Refs] = {part: [] for part in PARTS}
+    for order in orders:
+        n = len(order)
+        n_val = max(1, int(SCENE_VAL_FRACTION * n)) if n >= 3 else 0
+        n_train = min(n - n_val, max(1, ceil_share(p, n)))
+        refs["train"].append(order.take(0, n_train))
+        refs["test"].append(order.take(n_train, n - n_val))
+        refs["val"].append(order.take(n - n_val))
+    return refs
+
+
+def _scene_kshot(orders: list[ClassOrder], k: int) -> dict[str, Refs]:
+    """Per class: train = first ``min(k, n)``, val = next ``min(k, half the rest)``, test = the rest.
+
+    Halving the rest keeps at least as many test as val pixels for small classes.
+    """
+    refs: dict[str, Refs] = {part: [] for part in PARTS}
+    for order in orders:
+        n = len(order)
+        n_train = min(k, n)
+        n_val = min(k, (n - n_train) // 2)
+        refs["train"].append(order.take(0, n_train))
+        refs["val"].append(order.take(n_train, n_train + n_val))
+        refs["test"].append(order.take(n_train + n_val))
+    return refs
+
+
+def _disjoint_kshot(region_orders: list[ClassOrder], k: int) -> dict[str, Refs]:
+    """Train and val from the training region only (val up to k per class); test is built from blocks."""
+    refs: dict[str, Refs] = {"train": [], "val": []}
+    for order in region_orders:
+        n_train = min(k, len(order))
+        refs["train"].append(order.take(0, n_train))
+        refs["val"].append(order.take(n_train, n_train + k))
+    return refs
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+
+def _pixel_rng(seed: int) -> np.random.Generator:
+    """Pixel keys and block draws use separate children of the split stream, so neither shifts the other."""
+    return np.random.default_rng(SeedStreams(seed).sequence("split").spawn(2)[0])
+
+
+def _block_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(SeedStreams(seed).sequence("split").spawn(2)[1])
+
+
+def _count(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Labelled pixels per class (ids outside ``0..K-1`` are the ignore index)."""
+    flat = labels.ravel()
+    flat = flat[(flat >= 0) & (flat < num_classes)]
+    return np.bincount(flat, minlength=num_classes)[:num_classes].astype(np.int64)
+
+
+def _freeze(parts: Parts) -> None:
+    """Masks are part of the hash, so they must not change after it is taken."""
+    for masks in parts.values():
+        for mask in masks.values():
+            if mask is not None:
+                mask.setflags(write=False)

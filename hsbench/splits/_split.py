@@ -1,0 +1,193 @@
+"""The :class:`Split` record: per-image pixel masks for train / val / test, its content hash and its files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hsbench.errors import DataError
+from hsbench.splits._spec import parse_split_spec
+
+__all__ = ["Split", "PARTS", "split_hash"]
+
+PARTS = ("train", "val", "test")
+JSON_NAME = "split.json"
+MASKS_NAME = "split_masks.npz"
+_FORMAT = 1
+
+Parts = dict[str, dict[str, "np.ndarray | None"]]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Which labelled pixels of which images each part may use.
+
+    Build one with :func:`hsbench.splits.make_split`; the constructor trusts its arguments. Compare splits by
+    ``hash`` (``==`` is identity, since element-wise mask comparison has no single truth value).
+
+    Attributes:
+        dataset: dataset name.
+        spec: canonical spec string (``str(SplitSpec)``).
+        seed: run seed the split was drawn from.
+        parts: ``train`` / ``val`` / ``test`` -> sample id -> bool ``(H, W)`` mask (read-only), or ``None`` for
+            "every labelled pixel of this image".
+        coverage: part -> labelled pixels per class (length K).
+        hash: SHA-256 over dataset, spec, seed, params, ids, masks and coverage (see :func:`split_hash`).
+        params: options that shaped the masks but are not in the spec string (``patch_radius``, ``block_size``
+            of a disjoint split), so a saved split says how it was made.
+    """
+
+    dataset: str
+    spec: str
+    seed: int
+    parts: Parts
+    coverage: dict[str, list[int]]
+    hash: str
+    params: dict[str, int] = field(default_factory=dict)
+
+    def missing_classes(self, part: str) -> list[int]:
+        """Classes with no pixel in ``part``; a runner warns, since per-class metrics are undefined there."""
+        return [c for c, n in enumerate(self.coverage[part]) if n == 0]
+
+    def short_classes(self) -> list[int]:
+        """For ``kshot=k``: classes given fewer than k training pixels (all they had); empty otherwise."""
+        k = parse_split_spec(self.spec).k
+        if k is None:
+            return []
+        return [c for c, n in enumerate(self.coverage["train"]) if n < k]
+
+    def coverage_warnings(self, class_names: Sequence[str] | None = None) -> list[str]:
+        """One sentence per gap (short or missing class), for a runner to log before training."""
+
+        def name(c: int) -> str:
+            return f"class {c} ({class_names[c]})" if class_names else f"class {c}"
+
+        out = [
+            f"{self.dataset} {self.spec}: {name(c)} has only {self.coverage['train'][c]} labelled training pixels"
+            for c in self.short_classes()
+            if self.coverage["train"][c] > 0
+        ]
+        for part in PARTS:
+            out += [f"{self.dataset} {self.spec}: {name(c)} has no {part} pixels" for c in self.missing_classes(part)]
+        return out
+
+    def save(self, directory: Path) -> None:
+        """Write ``split.json`` (ids, coverage, hash) and ``split_masks.npz`` (the explicit masks only).
+
+        The masks go first and the JSON last, so a crash mid-save leaves no JSON that points at missing masks.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        listing: dict[str, list[dict[str, str | None]]] = {}
+        for part in PARTS:
+            listing[part] = []
+            for i, (sample_id, mask) in enumerate(self.parts[part].items()):
+                key = None if mask is None else f"{part}_{i}"
+                if key is not None:
+                    arrays[key] = mask
+                listing[part].append({"id": sample_id, "mask": key})
+        with open(directory / MASKS_NAME, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        record = {
+            "format": _FORMAT,
+            "dataset": self.dataset,
+            "spec": self.spec,
+            "seed": self.seed,
+            "hash": self.hash,
+            "params": self.params,
+            "parts": listing,
+            "coverage": self.coverage,
+        }
+        (directory / JSON_NAME).write_text(json.dumps(record, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> Split:
+        """Read a saved split and check its hash.
+
+        Raises:
+            DataError: a file is missing or unreadable, or its content no longer matches the stored hash.
+        """
+        directory = Path(directory)
+        try:
+            record = json.loads((directory / JSON_NAME).read_text())
+            with np.load(directory / MASKS_NAME, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            parts = {part: _read_part(record["parts"][part], arrays) for part in PARTS}
+            split = cls(
+                dataset=str(record["dataset"]),
+                spec=str(record["spec"]),
+                seed=int(record["seed"]),
+                parts=parts,
+                coverage={part: [int(n) for n in record["coverage"][part]] for part in PARTS},
+                hash=str(record["hash"]),
+                params={str(k): int(v) for k, v in record.get("params", {}).items()},
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"cannot read the split in {directory}: {exc}") from exc
+        expected = split_hash(split.dataset, split.spec, split.seed, split.parts, split.coverage, split.params)
+        if expected != split.hash:
+            raise DataError(
+                f"the split in {directory} was altered after it was saved (stored hash {split.hash[:12]}, content "
+                f"hash {expected[:12]}); recreate it with make_split rather than editing it"
+            )
+        return split
+
+
+def _read_part(entries: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+    out: dict[str, np.ndarray | None] = {}
+    for entry in entries:
+        key = entry["mask"]
+        if key is None:
+            out[str(entry["id"])] = None
+            continue
+        mask = arrays[key]
+        if mask.dtype != bool or mask.ndim != 2:
+            raise ValueError(f"mask {key} is {mask.dtype} {mask.shape}, expected a 2-D bool array")
+        mask.setflags(write=False)
+        out[str(entry["id"])] = mask
+    return out
+
+
+def split_hash(
+    dataset: str,
+    spec: str,
+    seed: int,
+    parts: Parts,
+    coverage: dict[str, list[int]],
+    params: dict[str, int],
+) -> str:
+    """SHA-256 of everything that defines a split, each field length-prefixed so no two splits can collide.
+
+    Coverage is included (it is a function of the masks and the labels) so that an edited JSON fails to load.
+    """
+    h = hashlib.sha256()
+
+    def feed(data: bytes | str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        h.update(len(raw).to_bytes(8, "little"))
+        h.update(raw)
+
+    feed(f"hsbench.split.v{_FORMAT}")
+    feed(dataset)
+    feed(spec)
+    feed(str(int(seed)))
+    feed(json.dumps({k: int(v) for k, v in params.items()}, sort_keys=True))
+    for part in PARTS:
+        feed(part)
+        feed(json.dumps([int(n) for n in coverage[part]]))
+        feed(str(len(parts[part])))
+        for sample_id, mask in parts[part].items():
+            feed(sample_id)
+            if mask is None:
+                feed("all")
+            else:
+                feed(str(tuple(mask.shape)))
+                feed(np.packbits(np.ascontiguousarray(mask, dtype=bool)).tobytes())
+    return h.hexdigest()
