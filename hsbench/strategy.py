@@ -116,9 +116,12 @@ class Strategy:
         card: the target dataset's card (band count, wavelengths and class count come from here).
     """
 
+    name: ClassVar[str] = ""
     spec: ClassVar[StrategySpec] = StrategySpec(description="")
     defaults: ClassVar[dict[str, Any]] = {}
     """Default options; the runner merges user options over these and rejects unknown keys."""
+    smoke_options: ClassVar[list[dict[str, Any]]] = [{}]
+    """Option sets for the smallest meaningful runs; the registry-driven tests run each one end to end."""
 
     def __init__(self, cfg: dict[str, Any], ctx: RunContext, card: DatasetCard) -> None:
         self.cfg = cfg
@@ -136,11 +139,15 @@ class Strategy:
         """Dense ``(H, W)`` int64 prediction in harness class ids for one sample."""
         raise NotImplementedError
 
-    def display_name(self) -> str:
-        """Name shown in tables, e.g. ``in_domain/runet``."""
-        return type(self).__name__
+    @classmethod
+    def label(cls, options: dict[str, Any]) -> str:
+        """Name shown in tables and logs, e.g. ``in_domain/runet``."""
+        return cls.name
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        """Optuna search space: returns options suggested through ``trial``."""
+    def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Optuna search space: options suggested through ``trial``.
+
+        ``options`` are the fixed options of the sweep (e.g. which model), so that the space can depend on them.
+        """
         return {}

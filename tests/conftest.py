@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,7 @@ import torch
 from hsbench.data import Dataset, DatasetCard, OfficialSplit, Sample, array_digest
 
 torch.set_num_threads(1)
+sys.path.insert(0, str(Path(__file__).parent))  # test helper modules (slow_strategy) import by name
 
 IGNORE = 255
 
@@ -63,3 +67,33 @@ def tiny_dataset() -> Dataset:
 @pytest.fixture
 def tiny_scene() -> Dataset:
     return make_tiny_dataset(task="scene", num_images=1, height=96, width=96, unlabelled_fraction=0.3)
+
+
+def register_tiny_provider(name: str, **kwargs) -> type:
+    """Register a tiny dataset under ``name`` in DATASETS (replacing an earlier registration)."""
+    from hsbench.data import DatasetProvider
+    from hsbench.registry import DATASETS
+
+    dataset = make_tiny_dataset(**kwargs)
+
+    class TinyProvider(DatasetProvider):
+        card = dataset.card
+
+        @classmethod
+        def open(cls, *, data_root=None, **options):
+            return dataset
+
+    DATASETS.register_module(name=name, module=TinyProvider, force=True)
+    return TinyProvider
+
+
+@pytest.fixture
+def tiny_registered():
+    """Names of a registered tiny segmentation dataset and a tiny scene dataset."""
+    from hsbench.registry import DATASETS
+
+    register_tiny_provider("tiny_segmentation")
+    register_tiny_provider("tiny_scene", task="scene", num_images=1, height=64, width=64, unlabelled_fraction=0.3)
+    yield {"segmentation": "tiny_segmentation", "scene": "tiny_scene"}
+    for name in ("tiny_segmentation", "tiny_scene"):
+        DATASETS.module_dict.pop(name, None)

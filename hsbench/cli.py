@@ -1,0 +1,195 @@
+"""The ``hsbench`` command line.
+
+User mistakes (unknown names, bad options, missing data) end with one sentence on stderr and exit code 2;
+a run that crashes is stored as ``failed`` with its traceback, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hsbench import __version__
+from hsbench.errors import ConfigError, HsbenchError
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("hsbench")
+
+LIST_KINDS = ("datasets", "strategies", "metrics", "models")
+
+
+def _split_csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in _split_csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strategy", help="strategy name (see `hsbench list strategies`)")
+    p.add_argument("--dataset", help="dataset name (default synthetic_drive)")
+    p.add_argument("--split", help="official[:name] | fraction=p | kshot=k | kshot=k,disjoint (default fraction=0.1)")
+    p.add_argument("--seeds", type=_parse_seeds, help="comma-separated seeds, e.g. 0,1,2 (default 0)")
+    p.add_argument("--model", help="model option of the strategy; comma-separated to compare several")
+    p.add_argument("--epochs", type=int, help="training epochs (strategy option `epochs`)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default auto)")
+    p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="strategy options, e.g. lr=0.0005 model_options.base_channels=16")
+    p.add_argument("--config", type=Path, help="YAML/JSON/Python file with dataset, strategy, split, seeds, options")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default ./results)")
+    p.add_argument("--db", help="results database URL or SQLite path (default <results>/hsbench.db)")
+    p.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
+    p.add_argument("--force", action="store_true", help="re-run runs that already completed")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _load_config_file(path: Path) -> dict[str, Any]:
+    from mmengine.config import Config
+
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return Config.fromfile(str(path)).to_dict()
+    except Exception as exc:  # mmengine raises many types for malformed files
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+def _resolve_run_request(args: argparse.Namespace) -> dict[str, Any]:
+    """Merge the config file (if any) with command-line flags; flags win."""
+    from hsbench.options import parse_key_values
+
+    request: dict[str, Any] = {"dataset": "synthetic_drive", "split": "fraction=0.1", "seeds": [0], "options": {},
+                               "device": "auto"}
+    if args.config is not None:
+        file_cfg = _load_config_file(args.config)
+        unknown = set(file_cfg) - set(request) - {"strategy", "models"}
+        if unknown:
+            raise ConfigError(f"config file {args.config} has unknown keys {sorted(unknown)}; "
+                              "allowed: dataset, strategy, split, seeds, models, options, device")
+        request.update(file_cfg)
+    for key in ("strategy", "dataset", "split", "seeds", "device"):
+        if getattr(args, key) is not None:
+            request[key] = getattr(args, key)
+    if not request.get("strategy"):
+        raise ConfigError("no strategy given: pass --strategy NAME (see `hsbench list strategies`)")
+    options = dict(request.get("options") or {})
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    options.update(parse_key_values(args.cfg_options))
+    models = _split_csv(args.model) if args.model else list(request.get("models") or [])
+    request["options"] = options
+    request["models"] = models or [None]
+    return request
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hsbench.data.paths import data_root_from
+    from hsbench.provenance import resolve_device
+    from hsbench.report import format_run_table, summarize_runs
+    from hsbench.runner import Runner, RunSpec
+
+    request = _resolve_run_request(args)
+    runner = Runner(args.results, db=args.db, data_root=data_root_from(args.data_root),
+                    device=resolve_device(str(request["device"])), progress=not args.no_progress, force=args.force)
+    rows, failures = [], []
+    for model in request["models"]:
+        options = dict(request["options"], **({"model": model} if model else {}))
+        for seed in request["seeds"]:
+            spec = RunSpec(request["dataset"], request["strategy"], str(request["split"]), int(seed), options)
+            outcome = runner.run(spec)
+            if outcome.status == "failed":
+                failures.append(outcome)
+                log.error("run %s (%s, seed %d) failed: %s; see %s", outcome.run_id, outcome.label, seed,
+                          outcome.error, outcome.run_dir / "log.txt" if outcome.run_dir else "the results database")
+                continue
+            rows.append({"dataset": spec.dataset, "split": str(spec.split), "label": outcome.label,
+                         **outcome.test_metrics})
+    print()
+    print(f"Test metrics (%, mean ± std over seeds; results in {args.results}):")
+    print(format_run_table(summarize_runs(rows)))
+    return 1 if failures else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from hsbench.registry import REGISTRIES, names
+
+    kinds = [args.kind] if args.kind else list(LIST_KINDS)
+    for kind in kinds:
+        entries = names(REGISTRIES[kind])
+        if len(kinds) > 1:
+            print(f"{kind}:")
+        for name in entries:
+            print(f"  {name}" if len(kinds) > 1 else name)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from hsbench.describe import DESCRIBERS
+
+    print(DESCRIBERS[args.kind](args.name))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "list": cmd_list, "show": cmd_show}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hsbench",
+        description="Benchmark transfer-learning strategies on hyperspectral images.",
+        epilog="Example: hsbench run --strategy in_domain --dataset synthetic_drive --split fraction=0.1 --seeds 0,1,2",
+    )
+    parser.add_argument("--version", action="version", version=f"hsbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    run = sub.add_parser("run", help="run a strategy on a dataset split for one or more seeds",
+                         description="Run a strategy; completed runs are skipped, interrupted ones redone. Ends "
+                                     "with a table of test metrics (mean ± std over seeds).")
+    _add_run_options(run)
+    lst = sub.add_parser("list", help="list registered datasets, strategies, metrics or models",
+                         description="List registered names.")
+    lst.add_argument("kind", nargs="?", choices=LIST_KINDS)
+    show = sub.add_parser("show", help="describe a dataset (card), strategy (options) or model",
+                          description="Describe a registered entry.")
+    show.add_argument("kind", choices=("dataset", "strategy", "model"))
+    show.add_argument("name")
+    return parser
+
+
+def _configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger("hsbench")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hsbench`` console script."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    os.environ.setdefault("TQDM_MININTERVAL", "1")
+    try:
+        return COMMANDS[args.command](args)
+    except HsbenchError as exc:
+        print(f"hsbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hsbench: interrupted; completed runs are stored, the interrupted one will be redone next time",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

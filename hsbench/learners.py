@@ -1,0 +1,150 @@
+"""Learners: fit a classifier on transformed cubes of a train view, select on val, predict dense labels.
+
+Strategies compose a learner with whatever produces the input channels (raw bands, PCA, frozen foundation-model
+features). Two families: dense networks from ``MODELS`` trained by the engine, and per-pixel classifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.svm import SVC
+
+from hsbench.data.card import DatasetCard
+from hsbench.data.dataset import Sample
+from hsbench.data.transforms import PixelTransform, collect_labelled_pixels
+from hsbench.engine import EngineConfig, Trainer
+from hsbench.evaluation import view_miou
+from hsbench.registry import MODELS, lookup
+from hsbench.strategy import RunContext, SplitView
+
+__all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView"]
+
+
+class Learner:
+    """Fits on ``transform(cube)`` of the train view; predicts ``(H, W)`` labels from a transformed cube."""
+
+    def __init__(self, cfg: dict[str, Any], ctx: RunContext, card: DatasetCard) -> None:
+        self.cfg, self.ctx, self.card = cfg, ctx, card
+
+    def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {}
+
+
+class TransformedView(torch.utils.data.Dataset):
+    """Torch dataset of ``(transformed cube, labels)`` pairs of a view, kept in memory up to a byte budget.
+
+    Samples beyond the budget are re-read and re-transformed each time, so large datasets never sit in memory.
+    """
+
+    def __init__(self, view: SplitView, transform: Callable[[np.ndarray], np.ndarray], cache_bytes: int = 2**31):
+        self.view, self.transform, self.ids = view, transform, list(view.sample_ids)
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._budget = cache_bytes
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index in self._cache:
+            return self._cache[index]
+        sample = self.view.load(self.ids[index])
+        item = torch.from_numpy(self.transform(sample.cube)), torch.from_numpy(np.asarray(sample.labels))
+        size = item[0].numel() * 4 + item[1].numel() * 8
+        if size <= self._budget:
+            self._cache[index] = item
+            self._budget -= size
+        return item
+
+
+class DenseNetworkLearner(Learner):
+    """A segmentation network from ``MODELS`` trained by the engine with model selection on val mIoU."""
+
+    def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
+        model_cls = lookup(MODELS, self.cfg["model"])
+        self.network = model_cls(
+            transform.channels(self.card.num_bands), self.card.num_classes, **dict(self.cfg["model_options"])
+        ).to(self.ctx.device)
+        hflip = self.cfg["hflip_p"]
+        engine_cfg = EngineConfig(
+            epochs=int(self.cfg["epochs"]),
+            batch_size=int(self.cfg["batch_size"]),
+            lr=float(self.cfg["lr"]),
+            weight_decay=float(self.cfg["weight_decay"]),
+            schedule=str(self.cfg["schedule"]),
+            grad_clip_norm=self.cfg["grad_clip_norm"],
+            early_stopping_patience=self.cfg["early_stopping_patience"],
+            hflip_p=float(getattr(model_cls, "recipe_hflip_p", 0.0) if hflip is None else hflip),
+        )
+        trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index)
+        result = trainer.fit(
+            TransformedView(train, transform.apply),
+            evaluate=lambda _model: view_miou(lambda s: self.predict(transform.apply(s.cube)), val),
+        )
+        return {
+            "best_val_miou": result.best_score,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stopped_reason": result.stopped_reason,
+            "parameters": sum(p.numel() for p in self.network.parameters()),
+        }
+
+    @torch.no_grad()
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        was_training = self.network.training
+        self.network.eval()
+        x = torch.from_numpy(np.ascontiguousarray(features))[None].to(self.ctx.device)
+        logits = self.network(x)
+        self.network.train(was_training)
+        return logits.argmax(1)[0].cpu().numpy().astype(np.int64)
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {
+            "lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [4, 8, 16]),
+        }
+
+
+class SvmLearner(Learner):
+    """RBF SVM on (standardised) pixel spectra; C chosen on val mIoU unless fixed."""
+
+    def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
+        pixels, labels = collect_labelled_pixels(
+            train, self.card.ignore_index, max_pixels=int(self.cfg["svm_max_pixels"]), rng=self.ctx.seeds.rng("order")
+        )
+        features = transform.apply_pixels(pixels)
+        grid = [self.cfg["svm_c"]] if self.cfg["svm_c"] is not None else list(self.cfg["svm_c_grid"])
+        scores: dict[float, float] = {}
+        best: tuple[float, SVC] | None = None
+        for c in grid:
+            self.svm = SVC(C=float(c), kernel="rbf", gamma=self.cfg["svm_gamma"], random_state=0)
+            self.svm.fit(features, labels)
+            scores[float(c)] = view_miou(lambda s: self.predict(transform.apply(s.cube)), val)
+            if best is None or scores[float(c)] > scores[best[0]]:
+                best = (float(c), self.svm)
+        assert best is not None
+        self.svm = best[1]
+        self.ctx.logger.info("svm: val mIoU by C %s -> C=%g", scores, best[0])
+        return {"best_val_miou": scores[best[0]], "svm_c": best[0], "train_pixels": len(labels), "val_by_c": scores}
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        c, h, w = features.shape
+        flat = features.reshape(c, -1).T
+        out = np.concatenate([self.svm.predict(chunk) for chunk in np.array_split(flat, max(1, len(flat) // 50_000))])
+        return out.reshape(h, w).astype(np.int64)
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {"svm_c": trial.suggest_float("svm_c", 0.1, 1000.0, log=True)}

@@ -1,0 +1,288 @@
+"""One run end to end: dataset, split, strategy, timing, evaluation, storage.
+
+A run is (dataset, split, strategy + options, seed). Its id hashes the resolved configuration, including the
+dataset's content hash and the split's hash, so a changed input can never be mistaken for a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import hsbench
+from hsbench.data.dataset import Dataset
+from hsbench.distributed import is_main_process
+from hsbench.errors import HsbenchError
+from hsbench.evaluation import confusion_on_view
+from hsbench.metrics import compute_metrics, per_class_metrics
+from hsbench.options import config_hash, merge_options
+from hsbench.provenance import git_commit
+from hsbench.registry import DATASETS, STRATEGIES, lookup
+from hsbench.seeding import SeedStreams
+from hsbench.splits import Split, make_split, parse_split_spec
+from hsbench.store import ResultsStore
+from hsbench.strategy import RunContext, SplitView, Strategy
+from hsbench.visualize import save_prediction_panel
+
+__all__ = ["RunSpec", "RunOutcome", "Runner"]
+
+log = logging.getLogger("hsbench")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the user asked for (before defaults are resolved)."""
+
+    dataset: str
+    strategy: str
+    split: str = "fraction=0.1"
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str  # completed | skipped | failed
+    label: str
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    run_dir: Path | None = None
+
+
+class _PhaseTimer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class Runner:
+    """Runs specs against one results folder and database.
+
+    Args:
+        results_dir: run folders go to ``results_dir/runs/<run_id>/``.
+        db: database URL or SQLite path (default ``results_dir/hsbench.db``).
+        data_root: where real datasets are prepared (``--data-root`` / ``HSBENCH_DATA``).
+        device: torch device for training.
+        progress: show progress bars.
+        force: re-run completed runs.
+        num_prediction_images: how many test predictions to save as PNG per run.
+    """
+
+    def __init__(
+        self,
+        results_dir: Path,
+        *,
+        db: str | None = None,
+        data_root: Path | None = None,
+        device: torch.device | None = None,
+        progress: bool = True,
+        force: bool = False,
+        num_prediction_images: int = 3,
+    ) -> None:
+        self.results_dir = Path(results_dir)
+        self.store = ResultsStore(db or self.results_dir / "hsbench.db")
+        self.data_root = data_root
+        self.device = device or torch.device("cpu")
+        self.progress = progress
+        self.force = force
+        self.num_prediction_images = num_prediction_images
+        self._datasets: dict[str, Dataset] = {}
+
+    def dataset(self, name: str) -> Dataset:
+        if name not in self._datasets:
+            provider = lookup(DATASETS, name)
+            self._datasets[name] = provider.open(data_root=self.data_root)
+        return self._datasets[name]
+
+    def resolve(self, spec: RunSpec) -> tuple[type[Strategy], dict[str, Any]]:
+        strategy_cls = lookup(STRATEGIES, spec.strategy)
+        options = merge_options(strategy_cls.defaults, spec.options, owner=f"strategy {spec.strategy!r}")
+        return strategy_cls, options
+
+    def run(self, spec: RunSpec) -> RunOutcome:
+        """Run one spec (or skip it when already completed). User errors raise :class:`HsbenchError`."""
+        timer = _PhaseTimer()
+        strategy_cls, options = self.resolve(spec)  # option typos fail before any data is read
+        parse_split_spec(spec.split)
+        with timer.phase("load"):
+            dataset = self.dataset(spec.dataset)
+        with timer.phase("split"):
+            split = make_split(dataset, spec.split, spec.seed)
+        config = {
+            "dataset": spec.dataset,
+            "dataset_fingerprint": dataset.fingerprint,
+            "dataset_version": dataset.card.version,
+            "split": split.spec,
+            "split_hash": split.hash,
+            "strategy": spec.strategy,
+            "options": options,
+            "seed": spec.seed,
+        }
+        run_id = config_hash(config)
+        run_dir = self.results_dir / "runs" / run_id
+        existing = self.store.get(run_id)
+        if existing is not None and existing.status == "completed" and not self.force:
+            label = strategy_cls.label(options)
+            log.info("run %s (%s, %s, seed %d) already completed: skipped", run_id, label, split.spec, spec.seed)
+            return RunOutcome(run_id, "skipped", label, self._stored_test_metrics(run_id), run_dir=run_dir)
+        if not is_main_process():
+            return self._execute(spec, config, run_id, run_dir, dataset, split, strategy_cls, options, timer)
+        if run_dir.exists():  # leftovers of an interrupted or failed attempt
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        self.store.begin(
+            run_id,
+            {
+                "dataset": spec.dataset,
+                "dataset_fingerprint": dataset.fingerprint,
+                "dataset_version": dataset.card.version,
+                "split": split.spec,
+                "split_hash": split.hash,
+                "strategy": spec.strategy,
+                "strategy_label": strategy_cls.label(options),
+                "seed": spec.seed,
+                "config": config,
+                "hsbench_version": hsbench.__version__,
+                "git_commit": git_commit(),
+                "device": str(self.device),
+                "run_dir": str(run_dir.resolve()),
+            },
+        )
+        return self._execute(spec, config, run_id, run_dir, dataset, split, strategy_cls, options, timer)
+
+    def _execute(
+        self,
+        spec: RunSpec,
+        config: dict[str, Any],
+        run_id: str,
+        run_dir: Path,
+        dataset: Dataset,
+        split: Split,
+        strategy_cls: type[Strategy],
+        options: dict[str, Any],
+        timer: _PhaseTimer,
+    ) -> RunOutcome:
+        main = is_main_process()
+        run_log = logging.getLogger(f"hsbench.run.{run_id}")
+        handler = self._attach_log_file(run_log, run_dir) if main else None
+        label = strategy_cls.label(options)
+        try:
+            if main:
+                (run_dir / "config.json").write_text(
+                    json.dumps({**config, "hsbench_version": hsbench.__version__, "git_commit": git_commit()}, indent=2)
+                )
+                split.save(run_dir / "split")
+            for warning in split.coverage_warnings(dataset.card.class_names):
+                run_log.warning(warning)
+            ctx = RunContext(
+                device=self.device,
+                seeds=SeedStreams(spec.seed),
+                work_dir=run_dir / "work",
+                logger=run_log,
+                progress=self.progress,
+            )
+            ctx.work_dir.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(ctx.seeds.int_seed("init"))
+            strategy = strategy_cls(options, ctx, dataset.card)
+            train = SplitView(dataset, split.parts["train"], "train")
+            val = SplitView(dataset, split.parts["val"], "val")
+            run_log.info("run %s: %s on %s, split %s, seed %d", run_id, label, dataset.card.name, split.spec, spec.seed)
+            if strategy_cls.spec.needs_unlabeled:
+                with timer.phase("pretrain"):
+                    strategy.pretrain([train])
+            with timer.phase("fit"):
+                facts = dict(strategy.fit(train, val) or {})
+            if not main:
+                return RunOutcome(run_id, "completed", label)
+            results = self._evaluate(strategy, dataset, split, run_dir, timer)
+            facts.update(
+                split_coverage=split.coverage,
+                train_labelled_pixels=int(sum(split.coverage["train"])),
+                threads=torch.get_num_threads(),
+            )
+            self._write_results(run_dir, results, timer.seconds, facts)
+            self.store.complete(
+                run_id,
+                metrics={part: r["metrics"] for part, r in results.items()},
+                per_class={part: r["per_class"] for part, r in results.items()},
+                confusions={part: r["confusion"] for part, r in results.items()},
+                timings=timer.seconds,
+                facts=facts,
+            )
+            run_log.info("run %s completed: test mIoU %.4f", run_id, results["test"]["metrics"]["miou"])
+            return RunOutcome(run_id, "completed", label, results["test"]["metrics"], run_dir=run_dir)
+        except BaseException as exc:
+            if main:
+                text = traceback.format_exc()
+                run_log.error("run %s failed:\n%s", run_id, text)
+                self.store.fail(run_id, text, timer.seconds)
+            if isinstance(exc, HsbenchError) or not isinstance(exc, Exception):
+                raise
+            return RunOutcome(run_id, "failed", label, error=f"{type(exc).__name__}: {exc}", run_dir=run_dir)
+        finally:
+            if handler is not None:
+                run_log.removeHandler(handler)
+                handler.close()
+
+    def _evaluate(
+        self, strategy: Strategy, dataset: Dataset, split: Split, run_dir: Path, timer: _PhaseTimer
+    ) -> dict[str, dict[str, Any]]:
+        results: dict[str, dict[str, Any]] = {}
+        saved: list[str] = []
+
+        def keep_panel(sample, prediction) -> None:
+            if len(saved) < self.num_prediction_images:
+                save_prediction_panel(run_dir / "predictions" / f"{sample.id}.png", sample, prediction, dataset.card)
+                saved.append(sample.id)
+
+        for part in ("val", "test"):
+            view = SplitView(dataset, split.parts[part], part)
+            with timer.phase(f"predict_{part}"):
+                cm = confusion_on_view(strategy.predict, view, on_prediction=keep_panel if part == "test" else None)
+            results[part] = {"confusion": cm, "metrics": compute_metrics(cm), "per_class": per_class_metrics(cm)}
+        return results
+
+    @staticmethod
+    def _write_results(
+        run_dir: Path, results: dict[str, dict[str, Any]], timings: dict[str, float], facts: dict[str, Any]
+    ) -> None:
+        metrics = {
+            part: {**r["metrics"], **{f"{k}_per_class": v.tolist() for k, v in r["per_class"].items()}}
+            for part, r in results.items()
+        }
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+        np.savez_compressed(run_dir / "confusion.npz", **{part: r["confusion"] for part, r in results.items()})
+        (run_dir / "timings.json").write_text(json.dumps(timings, indent=2))
+        (run_dir / "facts.json").write_text(json.dumps(facts, indent=2, default=str))
+
+    def _stored_test_metrics(self, run_id: str) -> dict[str, float]:
+        table = self.store.scalar_metrics([run_id])
+        return {} if table.empty else {k: float(v) for k, v in table.loc[run_id].items()}
+
+
+    @staticmethod
+    def _attach_log_file(logger: logging.Logger, run_dir: Path) -> logging.Handler:
+        handler = logging.FileHandler(run_dir / "log.txt")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        return handler

@@ -1,0 +1,245 @@
+"""The results database (SQLAlchemy): SQLite file by default, PostgreSQL by URL.
+
+A run row is written as ``running`` when the run starts and becomes ``completed`` in one transaction with all
+its metric and confusion rows, so a run killed at any moment leaves either nothing or a ``running`` row with no
+results, never a half-written result. A re-run resets such a row and does the work again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+__all__ = ["ResultsStore", "RunRecord", "database_url"]
+
+_meta = MetaData()
+
+runs_table = Table(
+    "runs",
+    _meta,
+    Column("run_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # running | completed | failed
+    Column("dataset", String(128), nullable=False),
+    Column("dataset_fingerprint", String(64), nullable=False),
+    Column("dataset_version", String(32), nullable=False),
+    Column("split", String(128), nullable=False),
+    Column("split_hash", String(64)),
+    Column("strategy", String(64), nullable=False),
+    Column("strategy_label", String(128), nullable=False),
+    Column("seed", Integer, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("timings", JSON),
+    Column("facts", JSON),
+    Column("hsbench_version", String(32)),
+    Column("git_commit", String(64)),
+    Column("device", String(32)),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("run_dir", Text),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+metrics_table = Table(
+    "metrics",
+    _meta,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("part", String(16), primary_key=True),  # val | test
+    Column("metric", String(32), primary_key=True),  # oa, miou, ... or iou / accuracy / f1 per class
+    Column("class_index", Integer, primary_key=True),  # -1 for scalar metrics
+    Column("value", Float),  # NULL for per-class values that are undefined (absent class)
+)
+
+confusion_table = Table(
+    "confusions",
+    _meta,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("part", String(16), primary_key=True),
+    Column("matrix", JSON, nullable=False),  # list of rows of int64 counts
+)
+
+
+def database_url(db: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a file path (a path means SQLite)."""
+    text = str(db)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``runs`` as the runner needs it."""
+
+    run_id: str
+    status: str
+    run_dir: str | None
+    error: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _float_or_none(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+class ResultsStore:
+    """Reads and writes runs; reports read only through here."""
+
+    def __init__(self, db: str | Path) -> None:
+        self.url = database_url(db)
+        self.engine: Engine = create_engine(self.url, future=True)
+        _meta.create_all(self.engine)
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(runs_table.c.run_id, runs_table.c.status, runs_table.c.run_dir, runs_table.c.error).where(
+                    runs_table.c.run_id == run_id
+                )
+            ).first()
+        return RunRecord(*row) if row else None
+
+    def begin(self, run_id: str, row: dict[str, Any]) -> None:
+        """Mark a run as started, replacing any earlier unfinished or failed attempt and its results."""
+        values = {
+            **row,
+            "run_id": run_id,
+            "status": "running",
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": _now(),
+            "finished_at": None,
+            "error": None,
+        }
+        with self.engine.begin() as conn:
+            self._delete_results(conn, [run_id])
+            conn.execute(delete(runs_table).where(runs_table.c.run_id == run_id))
+            conn.execute(insert(runs_table).values(**values))
+
+    def complete(
+        self,
+        run_id: str,
+        *,
+        metrics: dict[str, dict[str, float]],
+        per_class: dict[str, dict[str, np.ndarray]],
+        confusions: dict[str, np.ndarray],
+        timings: dict[str, float],
+        facts: dict[str, Any],
+    ) -> None:
+        """Write every result of a run and mark it completed, atomically."""
+        metric_rows = [
+            {"run_id": run_id, "part": part, "metric": name, "class_index": -1, "value": _float_or_none(value)}
+            for part, values in metrics.items()
+            for name, value in values.items()
+        ] + [
+            {"run_id": run_id, "part": part, "metric": name, "class_index": k, "value": _float_or_none(v)}
+            for part, values in per_class.items()
+            for name, array in values.items()
+            for k, v in enumerate(array.tolist())
+        ]
+        confusion_rows = [
+            {"run_id": run_id, "part": part, "matrix": np.asarray(cm, dtype=np.int64).tolist()}
+            for part, cm in confusions.items()
+        ]
+        with self.engine.begin() as conn:
+            self._delete_results(conn, [run_id])
+            if metric_rows:
+                conn.execute(insert(metrics_table), metric_rows)
+            if confusion_rows:
+                conn.execute(insert(confusion_table), confusion_rows)
+            conn.execute(
+                update(runs_table)
+                .where(runs_table.c.run_id == run_id)
+                .values(status="completed", timings=timings, facts=_jsonable(facts), finished_at=_now())
+            )
+
+    def fail(self, run_id: str, error: str, timings: dict[str, float] | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs_table)
+                .where(runs_table.c.run_id == run_id)
+                .values(status="failed", error=error, timings=timings, finished_at=_now())
+            )
+
+    @staticmethod
+    def _delete_results(conn, run_ids: Iterable[str]) -> None:
+        ids = list(run_ids)
+        conn.execute(delete(metrics_table).where(metrics_table.c.run_id.in_(ids)))
+        conn.execute(delete(confusion_table).where(confusion_table.c.run_id.in_(ids)))
+
+    def runs(self, *, status: str | None = "completed") -> pd.DataFrame:
+        """All runs (by default completed ones) as a data frame, one row per run."""
+        query = select(runs_table)
+        if status is not None:
+            query = query.where(runs_table.c.status == status)
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).mappings().all(), columns=[c.name for c in runs_table.columns])
+
+    def scalar_metrics(self, run_ids: Iterable[str] | None = None, part: str = "test") -> pd.DataFrame:
+        """Scalar metrics wide: one row per run id, one column per metric."""
+        query = select(metrics_table.c.run_id, metrics_table.c.metric, metrics_table.c.value).where(
+            (metrics_table.c.part == part) & (metrics_table.c.class_index == -1)
+        )
+        if run_ids is not None:
+            query = query.where(metrics_table.c.run_id.in_(list(run_ids)))
+        with self.engine.connect() as conn:
+            long = pd.DataFrame(conn.execute(query).all(), columns=["run_id", "metric", "value"])
+        if long.empty:
+            return pd.DataFrame()
+        return long.pivot(index="run_id", columns="metric", values="value")
+
+    def confusion(self, run_id: str, part: str = "test") -> np.ndarray | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(confusion_table.c.matrix).where(
+                    (confusion_table.c.run_id == run_id) & (confusion_table.c.part == part)
+                )
+            ).first()
+        return None if row is None else np.asarray(row[0], dtype=np.int64)
+
+    def count_rows(self) -> dict[str, int]:
+        """Row counts per table (for consistency checks)."""
+        with self.engine.connect() as conn:
+            return {
+                t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (runs_table, metrics_table, confusion_table)
+            }
+
+
+def _jsonable(value: Any) -> Any:
+    """Round-trip through JSON so numpy scalars and tuples are stored as plain values."""
+    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
