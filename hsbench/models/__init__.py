@@ -1,1 +1,7 @@
 """Reusable networks, registered in ``MODELS``."""
+
+from hsbench.models.deeplabv3plus import DeepLabV3Plus
+from hsbench.models.mobilenetv2 import MobileNetV2Encoder
+from hsbench.models.unet import RUNet, UNet
+
+__all__ = ["DeepLabV3Plus", "MobileNetV2Encoder", "RUNet", "UNet"]
