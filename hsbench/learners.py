@@ -42,20 +42,34 @@ class Learner:
 
 
 class TransformedView(torch.utils.data.Dataset):
-    """Torch dataset of ``(transformed cube, labels)`` pairs of a view, kept in memory up to a byte budget.
+    """Torch dataset of ``(transformed cube, labels)`` pairs of a view for training.
 
-    Samples beyond the budget are re-read and re-transformed each time, so large datasets never sit in memory.
+    Transformed samples are kept in memory up to a byte budget (beyond it they are re-read and re-transformed,
+    so large datasets never sit in memory). With few labelled images an epoch would be one or two optimiser
+    steps, so the view is repeated to at least ``min_items`` items per epoch. With ``crop_size`` each item is a
+    random square crop (needed for scene datasets: one large image with sparse labels), drawn from ``rng``.
     """
 
-    def __init__(self, view: SplitView, transform: Callable[[np.ndarray], np.ndarray], cache_bytes: int = 2**31):
+    def __init__(
+        self,
+        view: SplitView,
+        transform: Callable[[np.ndarray], np.ndarray],
+        *,
+        min_items: int = 0,
+        crop_size: int | None = None,
+        rng: np.random.Generator | None = None,
+        cache_bytes: int = 2**31,
+    ) -> None:
         self.view, self.transform, self.ids = view, transform, list(view.sample_ids)
+        self.length = max(len(self.ids), min_items)
+        self.crop_size, self.rng = crop_size, rng or np.random.default_rng(0)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._budget = cache_bytes
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _full(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if index in self._cache:
             return self._cache[index]
         sample = self.view.load(self.ids[index])
@@ -65,6 +79,23 @@ class TransformedView(torch.utils.data.Dataset):
             self._cache[index] = item
             self._budget -= size
         return item
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cube, labels = self._full(index % len(self.ids))
+        if self.crop_size is None:
+            return cube, labels
+        h, w = labels.shape
+        size_h, size_w = min(self.crop_size, h), min(self.crop_size, w)
+        top = int(self.rng.integers(0, h - size_h + 1))
+        left = int(self.rng.integers(0, w - size_w + 1))
+        return cube[:, top : top + size_h, left : left + size_w], labels[top : top + size_h, left : left + size_w]
+
+
+def resolve_crop_size(option: int | str | None, card: DatasetCard) -> int | None:
+    """``auto``: full images for segmentation datasets, 64-pixel crops for scene datasets."""
+    if option == "auto":
+        return 64 if card.task == "scene" else None
+    return None if option is None else int(option)
 
 
 class DenseNetworkLearner(Learner):
@@ -88,7 +119,13 @@ class DenseNetworkLearner(Learner):
         )
         trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index)
         result = trainer.fit(
-            TransformedView(train, transform.apply),
+            TransformedView(
+                train,
+                transform.apply,
+                min_items=int(self.cfg["min_steps_per_epoch"]) * engine_cfg.batch_size,
+                crop_size=resolve_crop_size(self.cfg["crop_size"], self.card),
+                rng=self.ctx.seeds.rng("augment"),
+            ),
             evaluate=lambda _model: view_miou(lambda s: self.predict(transform.apply(s.cube)), val),
         )
         return {

@@ -43,6 +43,9 @@ class InDomain(Strategy):
         "grad_clip_norm": 1.0,
         "early_stopping_patience": 15,
         "hflip_p": None,  # None: the model's recipe (RU-Net 0.1, others 0.0)
+        # With few labelled images an epoch is repeated to at least this many optimiser steps.
+        "min_steps_per_epoch": 4,
+        "crop_size": "auto",  # full images for segmentation datasets, 64-pixel crops for scenes
         # Pixels used to fit input statistics (uniformly subsampled from the labelled train pixels).
         "max_fit_pixels": 200_000,
         # SVM: C chosen on val from svm_c_grid unless svm_c is set.
@@ -53,9 +56,9 @@ class InDomain(Strategy):
     }
 
     smoke_options: ClassVar[list[dict[str, Any]]] = [
-        {"model": "runet", "epochs": 2, "batch_size": 4, "model_options": {"base_channels": 8}},
-        {"model": "unet", "epochs": 2, "batch_size": 4, "input": "pca=3", "model_options": {"base_channels": 8}},
-        {"model": "deeplabv3plus", "epochs": 2, "batch_size": 4, "model_options": {"width_mult": 0.25}},
+        {"model": "runet", "epochs": 8, "lr": 0.005, "batch_size": 4, "model_options": {"base_channels": 8}},
+        {"model": "unet", "epochs": 8, "lr": 0.005, "batch_size": 4, "input": "pca=3", "model_options": {"base_channels": 8}},
+        {"model": "deeplabv3plus", "epochs": 8, "lr": 0.005, "batch_size": 4, "model_options": {"width_mult": 0.25}},
         {"model": "svm", "input": "standardize", "svm_c_grid": [1.0, 10.0], "svm_max_pixels": 500},
     ]
 
