@@ -98,9 +98,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hsbench.report import format_run_table, summarize_runs
     from hsbench.runner import Runner, RunSpec
 
+    from hsbench.distributed import init_distributed_from_env, is_main_process
+
     request = _resolve_run_request(args)
-    runner = Runner(args.results, db=args.db, data_root=data_root_from(args.data_root),
-                    device=resolve_device(str(request["device"])), progress=not args.no_progress, force=args.force)
+    device = resolve_device(str(request["device"]))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: DDP training, rank 0 writes
+        device = init_distributed_from_env(device)
+    runner = Runner(args.results, db=args.db, data_root=data_root_from(args.data_root), device=device,
+                    progress=not args.no_progress, force=args.force)
     rows, failures = [], []
     for model in request["models"]:
         options = dict(request["options"], **({"model": model} if model else {}))
@@ -114,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 continue
             rows.append({"dataset": spec.dataset, "split": str(spec.split), "label": outcome.label,
                          **outcome.test_metrics})
+    if not is_main_process():
+        return 0
     print()
     print(f"Test metrics (%, mean ± std over seeds; results in {args.results}):")
     print(format_run_table(summarize_runs(rows)))

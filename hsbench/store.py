@@ -32,11 +32,13 @@ from sqlalchemy import (
     create_engine,
     delete,
     func,
+    inspect,
     insert,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 __all__ = ["ResultsStore", "RunRecord", "database_url"]
 
@@ -122,7 +124,17 @@ class ResultsStore:
     def __init__(self, db: str | Path) -> None:
         self.url = database_url(db)
         self.engine: Engine = create_engine(self.url, future=True)
-        _meta.create_all(self.engine)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Create missing tables; tolerate another process creating them at the same moment."""
+        try:
+            _meta.create_all(self.engine)
+        except DBAPIError:
+            # Several processes (torchrun ranks, benchmark workers) may race on CREATE TABLE: if the
+            # tables now exist, someone else won the race; otherwise the error is real.
+            if not set(_meta.tables) <= set(inspect(self.engine).get_table_names()):
+                raise
 
     def get(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:
