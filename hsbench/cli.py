@@ -94,11 +94,10 @@ def _resolve_run_request(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hsbench.data.paths import data_root_from
+    from hsbench.distributed import init_distributed_from_env, is_main_process
     from hsbench.provenance import resolve_device
     from hsbench.report import format_run_table, summarize_runs
     from hsbench.runner import Runner, RunSpec
-
-    from hsbench.distributed import init_distributed_from_env, is_main_process
 
     request = _resolve_run_request(args)
     device = resolve_device(str(request["device"]))

@@ -35,7 +35,8 @@ def describe_card(card: DatasetCard) -> str:
     for name, official in card.official_splits.items():
         lines.append(f"{'split ' + name:<16}{len(official.train)} train / {len(official.val)} val / "
                      f"{len(official.test)} test images")
-    lines += [_wrap("citation", card.citation), _wrap("licence", card.licence), _wrap("how to obtain", card.how_to_obtain)]
+    lines += [_wrap("citation", card.citation), _wrap("licence", card.licence)]
+    lines.append(_wrap("how to obtain", card.how_to_obtain))
     return "\n".join([lines[0], "", *(line for line in lines[2:] if line)])
 
 

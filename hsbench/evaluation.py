@@ -32,7 +32,9 @@ def confusion_on_view(
     for sample in view:
         prediction = np.asarray(predict(unlabelled_copy(sample, card.ignore_index)))
         if prediction.shape != sample.labels.shape:
-            raise RuntimeError(f"prediction for {sample.id} has shape {prediction.shape}, expected {sample.labels.shape}")
+            raise RuntimeError(
+                f"prediction for {sample.id} has shape {prediction.shape}, expected {sample.labels.shape}"
+            )
         acc.add(sample.labels, prediction, ignore_index=card.ignore_index)
         if on_prediction is not None:
             on_prediction(sample, prediction)

@@ -14,7 +14,6 @@ import torch
 from sklearn.svm import SVC
 
 from hsbench.data.card import DatasetCard
-from hsbench.data.dataset import Sample
 from hsbench.data.transforms import PixelTransform, collect_labelled_pixels
 from hsbench.engine import EngineConfig, Trainer
 from hsbench.evaluation import view_miou
@@ -22,6 +21,11 @@ from hsbench.registry import MODELS, lookup
 from hsbench.strategy import RunContext, SplitView
 
 __all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView"]
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing memory with ``array`` when it is writable and contiguous, else with a copy of it."""
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))
 
 
 class Learner:
@@ -73,7 +77,7 @@ class TransformedView(torch.utils.data.Dataset):
         if index in self._cache:
             return self._cache[index]
         sample = self.view.load(self.ids[index])
-        item = torch.from_numpy(self.transform(sample.cube)), torch.from_numpy(np.asarray(sample.labels))
+        item = _tensor(self.transform(sample.cube)), _tensor(sample.labels)
         size = item[0].numel() * 4 + item[1].numel() * 8
         if size <= self._budget:
             self._cache[index] = item
@@ -140,7 +144,7 @@ class DenseNetworkLearner(Learner):
     def predict(self, features: np.ndarray) -> np.ndarray:
         was_training = self.network.training
         self.network.eval()
-        x = torch.from_numpy(np.ascontiguousarray(features))[None].to(self.ctx.device)
+        x = _tensor(features)[None].to(self.ctx.device)
         logits = self.network(x)
         self.network.train(was_training)
         return logits.argmax(1)[0].cpu().numpy().astype(np.int64)

@@ -32,8 +32,8 @@ from sqlalchemy import (
     create_engine,
     delete,
     func,
-    inspect,
     insert,
+    inspect,
     select,
     update,
 )

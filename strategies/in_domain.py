@@ -14,9 +14,11 @@ import numpy as np
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import PixelTransform, build_transform, collect_labelled_pixels
 from hsbench.errors import ConfigError
+from hsbench.learners import DenseNetworkLearner, Learner, SvmLearner
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
 from hsbench.strategy import SplitView, Strategy, StrategySpec
-from hsbench.learners import DenseNetworkLearner, Learner, SvmLearner
+
+_SMOKE_TRAINING = {"epochs": 8, "lr": 0.005, "batch_size": 4}
 
 # Pixel classifiers are not networks, so they live beside the MODELS registry rather than in it.
 PIXEL_CLASSIFIERS: dict[str, type[Learner]] = {"svm": SvmLearner}
@@ -56,9 +58,9 @@ class InDomain(Strategy):
     }
 
     smoke_options: ClassVar[list[dict[str, Any]]] = [
-        {"model": "runet", "epochs": 8, "lr": 0.005, "batch_size": 4, "model_options": {"base_channels": 8}},
-        {"model": "unet", "epochs": 8, "lr": 0.005, "batch_size": 4, "input": "pca=3", "model_options": {"base_channels": 8}},
-        {"model": "deeplabv3plus", "epochs": 8, "lr": 0.005, "batch_size": 4, "model_options": {"width_mult": 0.25}},
+        {**_SMOKE_TRAINING, "model": "runet", "model_options": {"base_channels": 8}},
+        {**_SMOKE_TRAINING, "model": "unet", "input": "pca=3", "model_options": {"base_channels": 8}},
+        {**_SMOKE_TRAINING, "model": "deeplabv3plus", "model_options": {"width_mult": 0.25}},
         {"model": "svm", "input": "standardize", "svm_c_grid": [1.0, 10.0], "svm_max_pixels": 500},
     ]
 

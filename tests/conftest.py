@@ -41,7 +41,11 @@ def make_tiny_dataset(
     ids = list(samples)
     n_train, n_val = num_images // 2, num_images // 4
     official = (
-        {"official": OfficialSplit(tuple(ids[:n_train]), tuple(ids[n_train : n_train + n_val]), tuple(ids[n_train + n_val :]))}
+        {
+            "official": OfficialSplit(
+                tuple(ids[:n_train]), tuple(ids[n_train : n_train + n_val]), tuple(ids[n_train + n_val :])
+            )
+        }
         if task == "segmentation"
         else {}
     )

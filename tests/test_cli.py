@@ -13,8 +13,8 @@ from hsbench.cli import build_parser, main
 def test_list_shows_every_kind(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for expected in ("datasets:", "synthetic_drive", "strategies:", "in_domain", "metrics:", "miou", "models:", "runet"):
-        assert expected in out
+    expected = ("datasets:", "synthetic_drive", "strategies:", "in_domain", "metrics:", "miou", "models:", "runet")
+    assert all(word in out for word in expected)
 
 
 def test_list_one_kind(capsys) -> None:

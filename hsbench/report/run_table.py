@@ -47,7 +47,7 @@ def format_run_table(summary: pd.DataFrame, columns: Sequence[tuple[str, str]] =
         cells = [row.dataset, row.split, row.label, str(row.n)]
         for metric, _ in columns:
             text = _cell(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
-            if metric == "miou" and getattr(row, "miou_mean") == best_miou and len(summary) > 1:
+            if metric == "miou" and row.miou_mean == best_miou and len(summary) > 1:
                 text = f"**{text}**"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
