@@ -173,9 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_run_details(record: logging.LogRecord) -> bool:
+    """Per-epoch details of a run go to its log.txt; the console shows progress bars and run summaries."""
+    return not (record.name.startswith("hsbench.run.") and record.levelno < logging.WARNING)
+
+
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    if not verbose:
+        handler.addFilter(_quiet_run_details)
     root = logging.getLogger("hsbench")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -229,6 +229,11 @@ class Runner:
                 facts=facts,
             )
             run_log.info("run %s completed: test mIoU %.4f", run_id, results["test"]["metrics"]["miou"])
+            log.info(
+                "%s on %s (%s, seed %d): test mIoU %.2f%%, fit %.0f s -> %s",
+                label, dataset.card.name, split.spec, spec.seed,
+                100 * results["test"]["metrics"]["miou"], timer.seconds.get("fit", 0.0), run_dir,
+            )
             return RunOutcome(run_id, "completed", label, results["test"]["metrics"], run_dir=run_dir)
         except BaseException as exc:
             if main:
