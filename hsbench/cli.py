@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hsbench import __version__
+from hsbench.cli_prepare import add_prepare_parser, cmd_prepare
 from hsbench.errors import ConfigError, HsbenchError
 
 __all__ = ["main", "build_parser"]
@@ -146,7 +147,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "list": cmd_list, "show": cmd_show}
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "show": cmd_show,
+    "prepare": cmd_prepare,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Describe a registered entry.")
     show.add_argument("kind", choices=("dataset", "strategy", "model"))
     show.add_argument("name")
+    add_prepare_parser(sub)
     return parser
 
 

@@ -1,0 +1,93 @@
+"""``hsbench prepare``: convert a downloaded real dataset into the prepared cache and say what is wrong with it.
+
+Exit codes: 0 the dataset is complete; 1 bad files or missing official samples were found (everything else was
+prepared and is kept); 2 a user mistake (unknown name, missing raw folder, a dataset that needs no preparation),
+raised as :class:`hsbench.errors.HsbenchError` for ``hsbench.cli.main`` to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hsbench.errors import ConfigError
+
+__all__ = ["add_prepare_parser", "cmd_prepare", "format_report"]
+
+_SHOWN_MISSING = 40
+
+
+def add_prepare_parser(subparsers: Any) -> None:
+    """Add the ``prepare`` sub-command to the ``hsbench`` parser's sub-parsers."""
+    p = subparsers.add_parser(
+        "prepare", help="convert a downloaded real dataset into the prepared cache (once per dataset)",
+        description="Read a real dataset's raw files once, check every sample against the dataset card and write "
+                    "memory-mappable arrays under the data root. Re-running skips prepared samples, so an "
+                    "interrupted prepare continues where it stopped. Exit code 0: complete; 1: bad or missing "
+                    "files (listed); 2: usage error.",
+        epilog="Example: hsbench prepare hsi_drive --raw ~/downloads/HSI-Drive-v2",
+    )
+    p.add_argument("name", help="dataset name (see `hsbench list datasets`)")
+    p.add_argument("--raw", type=Path, required=True, metavar="DIR", help="folder holding the downloaded raw data")
+    p.add_argument("--format", metavar="NAME",
+                   help="raw layout to read (default: the dataset's first; the error for an unknown one lists them)")
+    p.add_argument("--data-root", type=Path, metavar="DIR",
+                   help="where prepared datasets live (default $HSBENCH_DATA, else ~/.cache/hsbench/data)")
+    p.add_argument("--strict", action="store_true", help="stop at the first bad file instead of listing them all")
+    p.add_argument("--force", action="store_true",
+                   help="delete what was prepared before and rebuild (needed after a card version change)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _real_provider(name: str) -> Any:
+    from hsbench.data.source import RealDatasetProvider
+    from hsbench.registry import DATASETS, lookup
+
+    provider = lookup(DATASETS, name)
+    if not (isinstance(provider, type) and issubclass(provider, RealDatasetProvider)):
+        raise ConfigError(f"dataset {name!r} is embedded and needs no preparation; use it directly, "
+                          f"e.g. `hsbench run --dataset {name} --strategy in_domain`")
+    return provider
+
+
+def format_report(report: Any, raw_dir: Path) -> str:
+    """The summary a user reads after ``hsbench prepare``: counts, every bad file, missing samples by name."""
+    lines = [f"{report.dataset}: prepared {len(report.prepared)}, skipped {len(report.skipped)} already prepared; "
+             f"{report.total} samples in {report.dataset_dir}"]
+    if report.bad:
+        lines.append(f"{len(report.bad)} bad file(s), not prepared:")
+        lines += [f"  {bad.message}" for bad in report.bad]
+    if report.missing:
+        shown = report.missing[:_SHOWN_MISSING]
+        more = len(report.missing) - len(shown)
+        lines.append(f"{len(report.missing)} sample(s) of the official splits are not in {raw_dir}:")
+        lines += [f"  {name}" for name in shown]
+        if more:
+            lines.append(f"  ... and {more} more (all listed under 'missing_official' in "
+                         f"{report.dataset_dir / 'manifest.json'})")
+    if report.complete:
+        lines.append(f"{report.dataset} is complete.")
+    else:
+        lines.append(f"{report.dataset} is incomplete: fix or add the files above and run the same command again "
+                     "(prepared samples are kept).")
+    return "\n".join(lines)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Run ``hsbench prepare``; user mistakes raise :class:`hsbench.errors.HsbenchError` (exit 2 in ``main``)."""
+    from hsbench.data.paths import data_root_from
+    from hsbench.data.prepared import prepare_dataset
+
+    provider = _real_provider(args.name)
+    raw_dir = args.raw.expanduser()
+    try:
+        report = prepare_dataset(provider, raw_dir, data_root_from(args.data_root), format=args.format,
+                                 strict=args.strict, progress=not args.no_progress, force=args.force)
+    except KeyboardInterrupt:
+        print(f"hsbench: interrupted; the samples prepared so far are kept, run the same command again to "
+              f"finish {args.name}", file=sys.stderr)
+        return 130
+    print(format_report(report, raw_dir))
+    return 0 if report.complete else 1
