@@ -152,14 +152,8 @@ class Runner:
         self.store.begin(
             run_id,
             {
-                "dataset": spec.dataset,
-                "dataset_fingerprint": dataset.fingerprint,
-                "dataset_version": dataset.card.version,
-                "split": split.spec,
-                "split_hash": split.hash,
-                "strategy": spec.strategy,
+                **{key: value for key, value in config.items() if key != "options"},
                 "strategy_label": strategy_cls.label(options),
-                "seed": spec.seed,
                 "config": config,
                 "hsbench_version": hsbench.__version__,
                 "git_commit": git_commit(),
