@@ -1,0 +1,161 @@
+"""HSI-Drive v2.0 with the HS3-Bench class set (``hsi_drive``).
+
+Data card
+---------
+Sensor
+    An IMEC 5x5 snapshot-mosaic near-infrared camera, 25 bands in an unsorted cube order (centres from the
+    official tool headers, HS3-Bench's ``wave_hsidrive.csv``), about 600-975 nm; images 216 x 409 px from a car
+    in urban, suburban and rural roads, in several seasons and weather conditions. Values roughly 0..4.5
+    (band-normalised).
+Band 23
+    The two official headers disagree on band 23 (cube index 22): 564.36 nm in the newer one (the value in
+    ``wave_hsidrive.csv``, shipped unchanged) and 838.08 nm in the older one. The card uses 838.08 nm, as
+    ``synthetic_drive`` does: it fills the one gap of the sensor's otherwise regular ~10 nm spacing
+    (826.77 -> 848.55 nm), and 564 nm lies below the ~600 nm cut-on of this filter mosaic. Wavelength-aware
+    strategies therefore see the same band positions on the real and the synthetic set.
+Classes
+    HS3-Bench's 9 evaluated classes: road, road_marks, vegetation, painted_metal, sky, concrete_stone_brick,
+    pedestrian_cyclist, unpainted_metal, glass_transparent_plastic. Raw ids follow HS3-Bench's remap
+    {0:9, 1:0, 2:1, 3:2, 4:3, 5:4, 6:5, 7:6, 8:9, 9:7, 10:8}, where 9 (unlabelled, and water, merged into it)
+    becomes the ignore index 255. Raw ids above 10 are an error.
+Splits
+    HS3-Bench's lists: 451 / 150 / 151 images (split ``official``).
+Formats
+    ``raw``: ``Image_dataset/cubes_fl32/<name>_TC.mat`` (variable ``cube``, float32 (25, H, W), MATLAB v5 or
+    v7.3) with ``Image_dataset/labels/<name>.png`` (8-bit ids); a sample is a label image (unlabelled cubes
+    are not samples). ``hs3bench_h5``: ``hsidrive_{train,val,test}.h5``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from hsbench.data.card import DatasetCard
+from hsbench.data.dataset import Sample
+from hsbench.data.hs3bench.arrays import to_sample
+from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
+from hsbench.data.hs3bench.labels import IGNORE_INDEX, read_label_png
+from hsbench.data.hs3bench.matfile import read_mat_variables
+from hsbench.data.hs3bench.resources import evaluated_classes, read_official_split, read_wavelengths_nm
+from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
+from hsbench.errors import DataError
+from hsbench.registry import DATASETS
+
+__all__ = [
+    "HsiDrive", "HsiDriveFormat", "HSI_DRIVE_CARD", "HSI_DRIVE_RAW_LABEL_MAP", "BAND_23_NM", "CUBE_KEY",
+    "image_dataset_dir",
+]
+
+CUBE_KEY = "cube"
+BAND_23_NM = 838.08
+_BAND_23_INDEX = 22
+_HS3BENCH_REMAP = {0: 9, 1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 9, 9: 7, 10: 8}
+_HS3BENCH_UNDEFINED = 9
+HSI_DRIVE_RAW_LABEL_MAP = {
+    raw: IGNORE_INDEX if mapped == _HS3BENCH_UNDEFINED else mapped for raw, mapped in _HS3BENCH_REMAP.items()
+}
+
+
+def image_dataset_dir(raw_dir: Path) -> Path:
+    """The ``Image_dataset`` folder: ``raw_dir/Image_dataset`` or ``raw_dir`` itself."""
+    for base in (raw_dir / "Image_dataset", raw_dir):
+        if (base / "cubes_fl32").is_dir() and (base / "labels").is_dir():
+            return base
+    raise DataError(
+        f"{raw_dir}: no HSI-Drive layout here; expected Image_dataset/cubes_fl32/ and Image_dataset/labels/ "
+        "inside this folder, or cubes_fl32/ and labels/ directly in it"
+    )
+
+
+class HsiDriveFormat(SourceFormat):
+    """The HSI-Drive v2.0 distribution: ``.mat`` cubes and PNG label images under ``Image_dataset/``."""
+
+    name: ClassVar[str] = "raw"
+    description: ClassVar[str] = (
+        "HSI-Drive v2.0 Image_dataset/cubes_fl32/<name>_TC.mat (variable 'cube', float32 (25, H, W), MATLAB v5 or "
+        "v7.3) and Image_dataset/labels/<name>.png; --raw may name Image_dataset/ or the folder holding it"
+    )
+
+    def discover(self, raw_dir: Path, card: DatasetCard) -> list[RawSample]:
+        base = image_dataset_dir(raw_dir)
+        labels = sorted((base / "labels").glob("*.png"))
+        if not labels:
+            raise DataError(f"{base / 'labels'}: no label images (*.png)")
+        return [RawSample(p.stem, (base / "cubes_fl32" / f"{p.stem}_TC.mat", p)) for p in labels]
+
+    def read(self, item: RawSample, card: DatasetCard) -> Sample:
+        cube_path, label_path = item.paths
+        raw_labels = read_label_png(label_path)
+        cube = read_mat_variables(cube_path, [CUBE_KEY])[CUBE_KEY]
+        if cube.ndim != 3 or cube.shape[0] != card.num_bands or not np.issubdtype(cube.dtype, np.floating):
+            raise DataError(
+                f"{cube_path}: variable {CUBE_KEY!r} is {cube.dtype} {cube.shape}, expected float (bands first) of "
+                f"shape ({card.num_bands}, height, width)"
+            )
+        cube = np.ascontiguousarray(cube, dtype=np.float32)
+        return to_sample(card, item.sample_id, cube, raw_labels, cube_path, label_source=label_path)
+
+
+def _wavelengths_nm() -> tuple[float, ...]:
+    bands = list(read_wavelengths_nm("hsidrive"))
+    bands[_BAND_23_INDEX] = BAND_23_NM
+    return tuple(bands)
+
+
+def _card() -> DatasetCard:
+    split = read_official_split("hsidrive")
+    names, palette = evaluated_classes("hsidrive_labeldef_noWater.txt", tuple(range(9)))
+    total = len(split.train) + len(split.val) + len(split.test)
+    return DatasetCard(
+        name="hsi_drive",
+        task="segmentation",
+        wavelengths_nm=_wavelengths_nm(),
+        class_names=names,
+        palette=palette,
+        ignore_index=IGNORE_INDEX,
+        pseudo_rgb_bands=(5, 2, 0),  # HS3-Bench's near-infrared false colour: 796, 879, 888 nm
+        official_splits={"official": split},
+        raw_label_map=HSI_DRIVE_RAW_LABEL_MAP,
+        sizes=(
+            f"{total} images in the HS3-Bench lists ({len(split.train)} / {len(split.val)} / {len(split.test)}), "
+            "216 x 409 px, 25 bands (about 600-975 nm); about 7 GB as float32"
+        ),
+        description=(
+            "HSI-Drive v2.0: driving scenes from a 25-band near-infrared snapshot-mosaic camera (IMEC 5x5, unsorted "
+            "band order, band 23 taken as 838.08 nm) with HS3-Bench's 9 classes; unlabelled and water pixels are "
+            "ignored."
+        ),
+        citation=(
+            "K. Basterretxea, V. Martinez, J. Echanobe, J. Gutierrez-Zaballa, I. del Campo: HSI-Drive: A Dataset "
+            "for the Research of Hyperspectral Image Processing Applied to Autonomous Driving Systems. IEEE "
+            "Intelligent Vehicles Symposium (IV) 2021. Benchmark protocol: N. Theisen, R. Bartsch, D. Paulus, "
+            "P. Neubert: HS3-Bench: A Benchmark and Strong Baseline for Hyperspectral Semantic Segmentation in "
+            "Driving Scenarios. IROS 2024 (arXiv:2409.11205)."
+        ),
+        licence=(
+            "research use under the licence agreement of the University of the Basque Country, accepted on "
+            "request at https://ipaccess.ehu.eus/HSI-Drive/ (hsbench ships only the split lists and label "
+            "definitions)"
+        ),
+        how_to_obtain=(
+            "request HSI-Drive v2.0 at https://ipaccess.ehu.eus/HSI-Drive/ (the zip is password protected; the "
+            "site explains how to get the password), unpack it and run `hsbench prepare hsi_drive --raw <folder>` "
+            "with <folder> holding Image_dataset/ (cubes_fl32/<name>_TC.mat and labels/<name>.png), or "
+            "Image_dataset/ itself. Or point --raw at HS3-Bench's hsidrive_{train,val,test}.h5 and add "
+            "--format hs3bench_h5"
+        ),
+    )
+
+
+HSI_DRIVE_CARD = _card()
+
+
+@DATASETS.register_module(name="hsi_drive")
+class HsiDrive(RealDatasetProvider):
+    """HSI-Drive v2.0 semantic segmentation (25 near-infrared bands, 9 classes), read from the prepared cache."""
+
+    card = HSI_DRIVE_CARD
+    formats = {"raw": HsiDriveFormat(), "hs3bench_h5": Hs3BenchH5Format("hsidrive")}
