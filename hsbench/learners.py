@@ -62,9 +62,10 @@ class TransformedView(torch.utils.data.Dataset):
         min_items: int = 0,
         crop_size: int | None = None,
         rng: np.random.Generator | None = None,
-        cache_bytes: int = 2**31,
+        cache_bytes: int = 2**30,
     ) -> None:
         self.view, self.transform, self.ids = view, transform, list(view.sample_ids)
+        self.out_channels = int(transform(np.zeros((view.card.num_bands, 1, 1), np.float32)).shape[0])
         self.length = max(len(self.ids), min_items)
         self.crop_size, self.rng = crop_size, rng or np.random.default_rng(0)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -73,26 +74,30 @@ class TransformedView(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _full(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if index in self._cache:
-            return self._cache[index]
-        sample = self.view.load(self.ids[index])
-        item = _tensor(self.transform(sample.cube)), _tensor(sample.labels)
-        size = item[0].numel() * 4 + item[1].numel() * 8
-        if size <= self._budget:
-            self._cache[index] = item
-            self._budget -= size
-        return item
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        cube, labels = self._full(index % len(self.ids))
+    def _window(self, h: int, w: int) -> tuple[slice, slice]:
         if self.crop_size is None:
-            return cube, labels
-        h, w = labels.shape
+            return slice(0, h), slice(0, w)
         size_h, size_w = min(self.crop_size, h), min(self.crop_size, w)
         top = int(self.rng.integers(0, h - size_h + 1))
         left = int(self.rng.integers(0, w - size_w + 1))
-        return cube[:, top : top + size_h, left : left + size_w], labels[top : top + size_h, left : left + size_w]
+        return slice(top, top + size_h), slice(left, left + size_w)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        index %= len(self.ids)
+        item = self._cache.get(index)
+        if item is None:
+            sample = self.view.load(self.ids[index])
+            size = sample.labels.size * (self.out_channels * 4 + 8)
+            if size > self._budget:
+                # Too large to keep: crop the (memory-mapped) raw cube first, so only the crop is read and
+                # transformed.
+                rows, cols = self._window(*sample.labels.shape)
+                cube = np.asarray(sample.cube[:, rows, cols])
+                return _tensor(self.transform(cube)), _tensor(sample.labels[rows, cols])
+            item = self._cache[index] = _tensor(self.transform(sample.cube)), _tensor(sample.labels)
+            self._budget -= size
+        rows, cols = self._window(*item[1].shape)
+        return item[0][:, rows, cols], item[1][rows, cols]
 
 
 def resolve_crop_size(option: int | str | None, card: DatasetCard) -> int | None:

@@ -38,7 +38,9 @@ class PixelTransform:
         """Transform ``(N, C)`` pixels to ``(N, C')`` float32."""
         if self.mean is None:
             return pixels.astype(np.float32, copy=False)
-        return ((pixels - self.mean) @ self.matrix).astype(np.float32)
+        # Fitted in float64 for accurate statistics, applied in float32 so large cubes are not doubled in memory.
+        mean, matrix = self.mean.astype(np.float32), self.matrix.astype(np.float32)
+        return (np.asarray(pixels, dtype=np.float32) - mean) @ matrix
 
     def apply(self, cube: np.ndarray) -> np.ndarray:
         """Transform a ``(C, H, W)`` cube to ``(C', H, W)`` float32."""

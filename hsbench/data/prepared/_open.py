@@ -101,4 +101,6 @@ def open_prepared(provider_cls: type[RealDatasetProvider], data_root: Path, **op
     if manifest.missing_official:
         _warn_incomplete(manifest, provider_cls, data_root)
     loader = PreparedLoader(dataset_dir, {i: e.dir for i, e in manifest.samples.items()}, dataset=card.name)
-    return Dataset(card, sorted(manifest.samples), loader, fingerprint=layout.fingerprint_of(manifest))
+    return Dataset(
+        card, sorted(manifest.samples), loader, fingerprint=layout.fingerprint_of(manifest), prevalidated=True
+    )
