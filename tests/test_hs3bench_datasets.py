@@ -153,7 +153,7 @@ def test_hyko2_raw_layout(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"labels": raw_ids([0, 1, 37])}, "raw label ids 37 are not in the hyko2 label definition"),
+        ({"labels": raw_ids([0, 1, 37])}, "label ids 37 (16 px) are not in the label map of hyko2"),
         ({"label_key": "label_spectral_reflectances"}, f"no variable '{LABEL_KEY}'"),
         ({"data": np.ones((H, W, 14))}, "expected numbers of shape (height, width, 15)"),
         ({"data": np.full((H, W, 15), np.nan)}, "NaN or infinite"),
@@ -173,7 +173,7 @@ def test_hyko2_truncated_mat(tmp_path):
     path = write_hyko2_mat(tmp_path / "set-_cut.mat", np.ones((H, W, 15)), raw_ids([1]))
     path.write_bytes(path.read_bytes()[:400])  # cuts into the data variable
     (item,) = HyKo2.formats["raw"].discover(tmp_path, HYKO2_CARD)
-    with pytest.raises(DataError, match=r"set-_cut\.mat: cannot read the MATLAB file.*truncated or corrupt"):
+    with pytest.raises(DataError, match=r"set-_cut\.mat: not a readable MATLAB file \(truncated or corrupt"):
         HyKo2.formats["raw"].read(item, HYKO2_CARD)
 
 
@@ -206,8 +206,14 @@ def test_hsi_drive_v73_in_python_order_fails_the_shape_check(tmp_path):
 @pytest.mark.parametrize(
     ("corrupt", "message"),
     [
-        (lambda b: write_png(b / "labels" / "nf1.png", raw_ids([1, 11])), r"nf1\.png: raw label ids 11 are not"),
-        (lambda b: Image.new("RGB", (W, H)).save(b / "labels" / "nf1.png"), r"nf1\.png: label image has mode 'RGB'"),
+        (
+            lambda b: write_png(b / "labels" / "nf1.png", raw_ids([1, 11])),
+            r"nf1\.png: label ids 11 \(24 px\) are not in the label map of hsi_drive",
+        ),
+        (
+            lambda b: Image.new("RGB", (W, H)).save(b / "labels" / "nf1.png"),
+            r"nf1\.png: RGB image; labels must be class ids in a single-channel",
+        ),
         (lambda b: (b / "labels" / "nf1.png").write_bytes(b"\x89PNG\r\n\x1a\n broken"), r"nf1\.png: cannot read"),
         (lambda b: (b / "cubes_fl32" / "nf1_TC.mat").unlink(), r"nf1_TC\.mat: file not found"),
         (lambda b: scipy.io.savemat(b / "cubes_fl32" / "nf1_TC.mat", {"img": np.ones(3)}), r"no variable 'cube'"),
@@ -296,7 +302,10 @@ def test_hcv2_raw_layout_halves_cube_and_labels(tmp_path):
 @pytest.mark.parametrize(
     ("ids", "message"),
     [
-        (raw_ids([0, 19, 200]), r"rgbs_gray\.png: raw label ids 19, 200 are not in the hcv2 label definition"),
+        (
+            raw_ids([0, 19, 200]),
+            r"rgbs_gray\.png: label ids 19 \(4 px\), 200 \(4 px\) are not in the label map of hcv2",
+        ),
         (np.zeros((H, W + 2)), r"rgbs_gray\.png: labels are 6 x 10 px, but the cube s\.hsd is 6 x 8 px"),
     ],
 )
@@ -358,7 +367,10 @@ def test_h5_format_hsi_drive_remap_and_hcv2_halving(tmp_path):
     ("groups", "message"),
     [
         ({"nf1": (np.ones((H, W, 24), np.float32), raw_ids([1]))}, r"\[nf1\]: image has shape \(6, 8, 24\)"),
-        ({"nf1": (np.ones((H, W, 25), np.float32), raw_ids([12]))}, r"\[nf1\]: raw label ids 12 are not"),
+        (
+            {"nf1": (np.ones((H, W, 25), np.float32), raw_ids([12]))},
+            r"\[nf1\]: label ids 12 \(48 px\) are not in the label map",
+        ),
         ({"nf1": (np.full((H, W, 25), np.inf, np.float32), raw_ids([1]))}, r"\[nf1\].*NaN or infinite"),
     ],
 )

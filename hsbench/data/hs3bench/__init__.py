@@ -12,7 +12,7 @@ from hsbench.data.hs3bench.hcv2 import HCV2_CARD, Hcv2, Hcv2Format
 from hsbench.data.hs3bench.hsd import HsdHeader, read_hsd, read_hsd_header, write_hsd
 from hsbench.data.hs3bench.hsi_drive import HSI_DRIVE_CARD, HsiDrive, HsiDriveFormat
 from hsbench.data.hs3bench.hyko2 import HYKO2_CARD, HyKo2, HyKo2MatFormat
-from hsbench.data.hs3bench.labels import IGNORE_INDEX
+from hsbench.data.labels import IGNORE_INDEX
 
 __all__ = [
     "HyKo2", "HsiDrive", "Hcv2", "HYKO2_CARD", "HSI_DRIVE_CARD", "HCV2_CARD", "HyKo2MatFormat", "HsiDriveFormat",

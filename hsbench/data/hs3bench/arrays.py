@@ -8,7 +8,7 @@ import numpy as np
 
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample, validate_sample
-from hsbench.data.hs3bench.labels import remap_labels
+from hsbench.data.labels import remap_labels
 
 __all__ = ["halved_size", "halve_nearest", "to_sample"]
 
@@ -52,7 +52,7 @@ def to_sample(
         DataError: unknown label ids (naming the label file), wrong band count or size, NaN or infinite values
             (naming the cube file).
     """
-    labels = remap_labels(raw_labels, card, label_source or source)
+    labels = remap_labels(raw_labels, card, source=label_source or source)
     cube = cube if cube.dtype == np.float32 else cube.astype(np.float32)
     where = str(source) if label_source is None else f"{source}, {label_source}"
     return validate_sample(Sample(sample_id, cube, labels), card, source=where)

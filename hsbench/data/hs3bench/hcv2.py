@@ -28,12 +28,13 @@ from typing import ClassVar
 
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample
+from hsbench.data.hs3bench._card import hs3bench_card
 from hsbench.data.hs3bench.arrays import halve_nearest, to_sample
 from hsbench.data.hs3bench.files import index_files
 from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
 from hsbench.data.hs3bench.hsd import read_hsd, read_hsd_header
-from hsbench.data.hs3bench.labels import IGNORE_INDEX, read_label_png
-from hsbench.data.hs3bench.resources import evaluated_classes, read_official_split, read_wavelengths_nm
+from hsbench.data.hs3bench.resources import read_official_split, read_wavelengths_nm
+from hsbench.data.labels import IGNORE_INDEX, read_label_image
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
 from hsbench.errors import DataError
 from hsbench.registry import DATASETS
@@ -75,7 +76,7 @@ class Hcv2Format(SourceFormat):
     def read(self, item: RawSample, card: DatasetCard) -> Sample:
         cube_path, label_path = item.paths
         header = read_hsd_header(cube_path)
-        raw_labels = read_label_png(label_path)
+        raw_labels = read_label_image(label_path)
         if raw_labels.shape != (header.height, header.width):
             raise DataError(
                 f"{label_path}: labels are {raw_labels.shape[0]} x {raw_labels.shape[1]} px, but the cube "
@@ -93,55 +94,40 @@ def _label_index(raw_dir: Path) -> dict[str, Path]:
     return {stem: paths[0] for stem, paths in found.items() if len(paths) == 1}
 
 
-def _card() -> DatasetCard:
-    splits = {name: read_official_split(name, strip_suffix=".hsd") for name in ("hcv2", "hcv2_2024")}
-    names, palette = evaluated_classes("HCv2_labeldef.txt", tuple(range(19)))
-    counts = {
-        name: f"{len(s.train) + len(s.val) + len(s.test)} ({len(s.train)} / {len(s.val)} / {len(s.test)})"
-        for name, s in splits.items()
-    }
-    return DatasetCard(
-        name="hcv2",
-        task="segmentation",
-        wavelengths_nm=read_wavelengths_nm("hcv2"),
-        class_names=names,
-        palette=palette,
-        ignore_index=IGNORE_INDEX,
-        pseudo_rgb_bands=(62, 18, 0),  # HS3-Bench's pseudo-RGB: 697, 521, 449 nm
-        official_splits=splits,
-        raw_label_map=HCV2_RAW_LABEL_MAP,
-        sizes=(
-            f"split hcv2: {counts['hcv2']} images, split hcv2_2024: {counts['hcv2_2024']}; raw 1422 x 1889 px "
-            "read at 711 x 944 px, 128 bands (449-957 nm); raw download 337 GB, prepared 344 MB per image "
-            "(about 460 GB for split hcv2)"
-        ),
-        description=(
-            "Hyperspectral City V2.0: urban driving scenes from a 128-band camera (449-957 nm, 4 nm steps) with "
-            "the 19 Cityscapes classes, halved to 711 x 944 px by nearest neighbour as in HS3-Bench. Two official "
-            "splits: hcv2 (default, 2026 study, official test set) and hcv2_2024 (HS3-Bench paper)."
-        ),
-        citation=(
-            "S. You et al.: Hyperspectral City V1.0 Dataset and Benchmark. arXiv:1907.10270, 2019 (V2.0 released "
-            "for the PBDL 2021 challenge). Benchmark protocol: N. Theisen, R. Bartsch, D. Paulus, P. Neubert: "
-            "HS3-Bench: A Benchmark and Strong Baseline for Hyperspectral Semantic Segmentation in Driving "
-            "Scenarios. IROS 2024 (arXiv:2409.11205). Split hcv2: the 2026 cross-domain study."
-        ),
-        licence=(
-            "research use under the terms of the PBDL 2021 challenge data release "
-            "(https://pbdl-ws.github.io/pbdl2021/challenge/download.html); hsbench ships only the split lists and "
-            "label definitions"
-        ),
-        how_to_obtain=(
-            "download Hyperspectral City V2.0 (train and test sets) from "
-            "https://pbdl-ws.github.io/pbdl2021/challenge/download.html, unpack it and run "
-            "`hsbench prepare hcv2 --raw <folder>`: every <stem>.hsd below the folder is a sample, its labels are "
-            "rgb<stem>_gray.png beside it (or anywhere below the folder). 337 GB raw; the prepared cache needs "
-            "about 460 GB. Or point --raw at HS3-Bench's hcv2_{train,val,test}.h5 and add --format hs3bench_h5"
-        ),
-    )
-
-
-HCV2_CARD = _card()
+HCV2_CARD = hs3bench_card(
+    "hcv2",
+    h5_prefix="hcv2",
+    wavelengths_nm=read_wavelengths_nm("hcv2"),
+    labeldef="HCv2_labeldef.txt",
+    class_ids=range(19),
+    pseudo_rgb_bands=(62, 18, 0),  # HS3-Bench's pseudo-RGB: 697, 521, 449 nm
+    official_splits={name: read_official_split(name, strip_suffix=".hsd") for name in ("hcv2", "hcv2_2024")},
+    raw_label_map=HCV2_RAW_LABEL_MAP,
+    sizes=(
+        "raw 1422 x 1889 px read at 711 x 944 px, 128 bands (449-957 nm); raw download 337 GB, prepared 344 MB "
+        "per image (about 460 GB for split hcv2)"
+    ),
+    description=(
+        "Hyperspectral City V2.0: urban driving scenes from a 128-band camera (449-957 nm, 4 nm steps) with "
+        "the 19 Cityscapes classes, halved to 711 x 944 px by nearest neighbour as in HS3-Bench. Two official "
+        "splits: hcv2 (default, 2026 study, official test set) and hcv2_2024 (HS3-Bench paper)."
+    ),
+    citation=(
+        "S. You et al.: Hyperspectral City V1.0 Dataset and Benchmark. arXiv:1907.10270, 2019 (V2.0 released "
+        "for the PBDL 2021 challenge). Split hcv2: the 2026 cross-domain study."
+    ),
+    licence=(
+        "research use under the terms of the PBDL 2021 challenge data release, "
+        "https://pbdl-ws.github.io/pbdl2021/challenge/download.html"
+    ),
+    how_to_obtain=(
+        "download Hyperspectral City V2.0 (train and test sets) from "
+        "https://pbdl-ws.github.io/pbdl2021/challenge/download.html, unpack it and run "
+        "`hsbench prepare hcv2 --raw <folder>`: every <stem>.hsd below the folder is a sample, its labels are "
+        "rgb<stem>_gray.png beside it (or anywhere below the folder). 337 GB raw; the prepared cache needs "
+        "about 460 GB"
+    ),
+)
 
 
 @DATASETS.register_module(name="hcv2")

@@ -35,11 +35,12 @@ import numpy as np
 
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample
+from hsbench.data.hs3bench._card import hs3bench_card
 from hsbench.data.hs3bench.arrays import to_sample
 from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
-from hsbench.data.hs3bench.labels import IGNORE_INDEX, read_label_png
-from hsbench.data.hs3bench.matfile import read_mat_variables
-from hsbench.data.hs3bench.resources import evaluated_classes, read_official_split, read_wavelengths_nm
+from hsbench.data.hs3bench.resources import read_official_split, read_wavelengths_nm
+from hsbench.data.labels import IGNORE_INDEX, read_label_image
+from hsbench.data.matfile import read_mat_array
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
 from hsbench.errors import DataError
 from hsbench.registry import DATASETS
@@ -88,8 +89,8 @@ class HsiDriveFormat(SourceFormat):
 
     def read(self, item: RawSample, card: DatasetCard) -> Sample:
         cube_path, label_path = item.paths
-        raw_labels = read_label_png(label_path)
-        cube = read_mat_variables(cube_path, [CUBE_KEY])[CUBE_KEY]
+        raw_labels = read_label_image(label_path)
+        cube = read_mat_array(cube_path, CUBE_KEY)
         if cube.ndim != 3 or cube.shape[0] != card.num_bands or not np.issubdtype(cube.dtype, np.floating):
             raise DataError(
                 f"{cube_path}: variable {CUBE_KEY!r} is {cube.dtype} {cube.shape}, expected float (bands first) of "
@@ -105,52 +106,37 @@ def _wavelengths_nm() -> tuple[float, ...]:
     return tuple(bands)
 
 
-def _card() -> DatasetCard:
-    split = read_official_split("hsidrive")
-    names, palette = evaluated_classes("hsidrive_labeldef_noWater.txt", tuple(range(9)))
-    total = len(split.train) + len(split.val) + len(split.test)
-    return DatasetCard(
-        name="hsi_drive",
-        task="segmentation",
-        wavelengths_nm=_wavelengths_nm(),
-        class_names=names,
-        palette=palette,
-        ignore_index=IGNORE_INDEX,
-        pseudo_rgb_bands=(5, 2, 0),  # HS3-Bench's near-infrared false colour: 796, 879, 888 nm
-        official_splits={"official": split},
-        raw_label_map=HSI_DRIVE_RAW_LABEL_MAP,
-        sizes=(
-            f"{total} images in the HS3-Bench lists ({len(split.train)} / {len(split.val)} / {len(split.test)}), "
-            "216 x 409 px, 25 bands (about 600-975 nm); about 7 GB as float32"
-        ),
-        description=(
-            "HSI-Drive v2.0: driving scenes from a 25-band near-infrared snapshot-mosaic camera (IMEC 5x5, unsorted "
-            "band order, band 23 taken as 838.08 nm) with HS3-Bench's 9 classes; unlabelled and water pixels are "
-            "ignored."
-        ),
-        citation=(
-            "K. Basterretxea, V. Martinez, J. Echanobe, J. Gutierrez-Zaballa, I. del Campo: HSI-Drive: A Dataset "
-            "for the Research of Hyperspectral Image Processing Applied to Autonomous Driving Systems. IEEE "
-            "Intelligent Vehicles Symposium (IV) 2021. Benchmark protocol: N. Theisen, R. Bartsch, D. Paulus, "
-            "P. Neubert: HS3-Bench: A Benchmark and Strong Baseline for Hyperspectral Semantic Segmentation in "
-            "Driving Scenarios. IROS 2024 (arXiv:2409.11205)."
-        ),
-        licence=(
-            "research use under the licence agreement of the University of the Basque Country, accepted on "
-            "request at https://ipaccess.ehu.eus/HSI-Drive/ (hsbench ships only the split lists and label "
-            "definitions)"
-        ),
-        how_to_obtain=(
-            "request HSI-Drive v2.0 at https://ipaccess.ehu.eus/HSI-Drive/ (the zip is password protected; the "
-            "site explains how to get the password), unpack it and run `hsbench prepare hsi_drive --raw <folder>` "
-            "with <folder> holding Image_dataset/ (cubes_fl32/<name>_TC.mat and labels/<name>.png), or "
-            "Image_dataset/ itself. Or point --raw at HS3-Bench's hsidrive_{train,val,test}.h5 and add "
-            "--format hs3bench_h5"
-        ),
-    )
-
-
-HSI_DRIVE_CARD = _card()
+HSI_DRIVE_CARD = hs3bench_card(
+    "hsi_drive",
+    h5_prefix="hsidrive",
+    wavelengths_nm=_wavelengths_nm(),
+    labeldef="hsidrive_labeldef_noWater.txt",
+    class_ids=range(9),
+    pseudo_rgb_bands=(5, 2, 0),  # HS3-Bench's near-infrared false colour: 796, 879, 888 nm
+    official_splits={"official": read_official_split("hsidrive")},
+    raw_label_map=HSI_DRIVE_RAW_LABEL_MAP,
+    sizes="216 x 409 px, 25 bands (about 600-975 nm); about 7 GB as float32",
+    description=(
+        "HSI-Drive v2.0: driving scenes from a 25-band near-infrared snapshot-mosaic camera (IMEC 5x5, unsorted "
+        "band order, band 23 taken as 838.08 nm) with HS3-Bench's 9 classes; unlabelled and water pixels are "
+        "ignored."
+    ),
+    citation=(
+        "K. Basterretxea, V. Martinez, J. Echanobe, J. Gutierrez-Zaballa, I. del Campo: HSI-Drive: A Dataset "
+        "for the Research of Hyperspectral Image Processing Applied to Autonomous Driving Systems. IEEE "
+        "Intelligent Vehicles Symposium (IV) 2021."
+    ),
+    licence=(
+        "research use under the licence agreement of the University of the Basque Country, accepted on "
+        "request at https://ipaccess.ehu.eus/HSI-Drive/"
+    ),
+    how_to_obtain=(
+        "request HSI-Drive v2.0 at https://ipaccess.ehu.eus/HSI-Drive/ (the zip is password protected; the "
+        "site explains how to get the password), unpack it and run `hsbench prepare hsi_drive --raw <folder>` "
+        "with <folder> holding Image_dataset/ (cubes_fl32/<name>_TC.mat and labels/<name>.png), or "
+        "Image_dataset/ itself"
+    ),
+)
 
 
 @DATASETS.register_module(name="hsi_drive")

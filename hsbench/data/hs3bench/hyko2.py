@@ -27,12 +27,13 @@ import numpy as np
 
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample
+from hsbench.data.hs3bench._card import hs3bench_card
 from hsbench.data.hs3bench.arrays import to_sample
 from hsbench.data.hs3bench.files import index_files
 from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
-from hsbench.data.hs3bench.labels import IGNORE_INDEX
-from hsbench.data.hs3bench.matfile import read_mat_variables
-from hsbench.data.hs3bench.resources import evaluated_classes, read_official_split, read_wavelengths_nm
+from hsbench.data.hs3bench.resources import read_official_split, read_wavelengths_nm
+from hsbench.data.labels import IGNORE_INDEX
+from hsbench.data.matfile import read_mat_arrays
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
 from hsbench.errors import DataError
 from hsbench.registry import DATASETS
@@ -59,7 +60,7 @@ class HyKo2MatFormat(SourceFormat):
 
     def read(self, item: RawSample, card: DatasetCard) -> Sample:
         path = item.paths[0]
-        arrays = read_mat_variables(path, [DATA_KEY, LABEL_KEY])
+        arrays = read_mat_arrays(path, [DATA_KEY, LABEL_KEY])
         data = arrays[DATA_KEY]
         if data.ndim != 3 or data.shape[-1] != card.num_bands or not np.issubdtype(data.dtype, np.number):
             raise DataError(
@@ -70,48 +71,31 @@ class HyKo2MatFormat(SourceFormat):
         return to_sample(card, item.sample_id, cube, arrays[LABEL_KEY], path)
 
 
-def _card() -> DatasetCard:
-    split = read_official_split("hyko2", strip_suffix=".mat")
-    names, palette = evaluated_classes("hyko2-semantic_labeldef.txt", tuple(range(1, 11)))
-    total = len(split.train) + len(split.val) + len(split.test)
-    return DatasetCard(
-        name="hyko2",
-        task="segmentation",
-        wavelengths_nm=read_wavelengths_nm("hyko2"),
-        class_names=names,
-        palette=palette,
-        ignore_index=IGNORE_INDEX,
-        pseudo_rgb_bands=(14, 7, 0),  # HS3-Bench's pseudo-RGB: 643, 555, 468 nm
-        official_splits={"official": split},
-        raw_label_map=HYKO2_RAW_LABEL_MAP,
-        sizes=(
-            f"{total} images in the HS3-Bench lists ({len(split.train)} / {len(split.val)} / {len(split.test)}), "
-            "about 254 x 510 px, 15 bands (468-643 nm); about 1.3 GB as float32"
-        ),
-        description=(
-            "HyKo2-VIS: driving scenes from a 15-band visible snapshot-mosaic camera (468-643 nm, irregular band "
-            "spacing) with pixel labels for 10 semantic urban classes; undefined pixels are ignored."
-        ),
-        citation=(
-            "C. Winkens, F. Sattler, V. Adams, D. Paulus: HyKo: A Spectral Dataset for Scene Understanding. "
-            "ICCV Workshops 2017. Benchmark protocol: N. Theisen, R. Bartsch, D. Paulus, P. Neubert: HS3-Bench: "
-            "A Benchmark and Strong Baseline for Hyperspectral Semantic Segmentation in Driving Scenarios. "
-            "IROS 2024 (arXiv:2409.11205)."
-        ),
-        licence=(
-            "research data of the University of Koblenz (HyKo); use under the terms on https://wp.uni-koblenz.de/hyko/ "
-            "(hsbench ships only the split lists and label definitions)"
-        ),
-        how_to_obtain=(
-            "download vis_annotated.zip from https://wp.uni-koblenz.de/hyko/ (HyKo2, VIS, annotated), unpack it "
-            "anywhere and run `hsbench prepare hyko2 --raw <folder>`: every *.mat below the folder is a sample "
-            "(id = file stem). Or point --raw at a folder with HS3-Bench's hyko2_{train,val,test}.h5 and add "
-            "--format hs3bench_h5"
-        ),
-    )
-
-
-HYKO2_CARD = _card()
+HYKO2_CARD = hs3bench_card(
+    "hyko2",
+    h5_prefix="hyko2",
+    wavelengths_nm=read_wavelengths_nm("hyko2"),
+    labeldef="hyko2-semantic_labeldef.txt",
+    class_ids=range(1, 11),
+    pseudo_rgb_bands=(14, 7, 0),  # HS3-Bench's pseudo-RGB: 643, 555, 468 nm
+    official_splits={"official": read_official_split("hyko2", strip_suffix=".mat")},
+    raw_label_map=HYKO2_RAW_LABEL_MAP,
+    sizes="about 254 x 510 px, 15 bands (468-643 nm); about 1.3 GB as float32",
+    description=(
+        "HyKo2-VIS: driving scenes from a 15-band visible snapshot-mosaic camera (468-643 nm, irregular band "
+        "spacing) with pixel labels for 10 semantic urban classes; undefined pixels are ignored."
+    ),
+    citation=(
+        "C. Winkens, F. Sattler, V. Adams, D. Paulus: HyKo: A Spectral Dataset for Scene Understanding. "
+        "ICCV Workshops 2017."
+    ),
+    licence="research data of the University of Koblenz (HyKo); use under the terms on https://wp.uni-koblenz.de/hyko/",
+    how_to_obtain=(
+        "download vis_annotated.zip from https://wp.uni-koblenz.de/hyko/ (HyKo2, VIS, annotated), unpack it "
+        "anywhere and run `hsbench prepare hyko2 --raw <folder>`: every *.mat below the folder is a sample "
+        "(id = file stem)"
+    ),
+)
 
 
 @DATASETS.register_module(name="hyko2")

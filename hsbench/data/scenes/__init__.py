@@ -6,6 +6,7 @@ Importing this package registers ``indian_pines``, ``pavia_u``, ``pavia_c``, ``s
 or :func:`register_dataset_config` (one file). See ``docs/datasets/scenes.md``.
 """
 
+from hsbench.data.matfile import mat_variable_names, read_mat_array
 from hsbench.data.scenes import catalog, unmixing  # noqa: F401  (registers the built-in scene datasets)
 from hsbench.data.scenes.envi import (
     EnviFormat,
@@ -15,7 +16,6 @@ from hsbench.data.scenes.envi import (
     read_envi_header,
     read_label_raster,
 )
-from hsbench.data.scenes.matfile import mat_variable_names, read_mat_array
 from hsbench.data.scenes.matscene import MatSceneFormat, MatVariable
 from hsbench.data.scenes.unmixing import UnmixingSceneFormat
 from hsbench.data.scenes.user_config import UserDatasetConfig, load_dataset_config

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hsbench.data.card import DatasetCard
-from hsbench.data.scenes.labels import IGNORE_INDEX, default_palette, scene_label_map
+from hsbench.data.labels import IGNORE_INDEX
+from hsbench.data.scenes.labels import default_palette, scene_label_map
 from hsbench.data.scenes.sensors import nearest_bands
 
 __all__ = ["scene_card"]

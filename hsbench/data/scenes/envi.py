@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from spectral.io import envi
 
 from hsbench.data.card import DatasetCard
-from hsbench.data.dataset import Sample
-from hsbench.data.scenes.labels import check_finite, remap_labels
+from hsbench.data.dataset import Sample, check_finite
+from hsbench.data.labels import read_label_image, remap_labels
 from hsbench.data.source import RawSample, SourceFormat
 from hsbench.errors import DataError
 
@@ -38,7 +37,6 @@ _UNSET_UNITS = {"", "unknown"}
 # stop below 30 um, so the two readings cannot be confused.
 _MICROMETRE_LIMIT = 30.0
 _IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".bmp", ".gif"}
-_ID_IMAGE_MODES = {"1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N"}
 _WAVELENGTH_TOLERANCE_NM = 1e-3
 
 
@@ -140,19 +138,6 @@ def read_envi_cube(path: Path) -> np.ndarray:
     return cube
 
 
-def _read_image_ids(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            if image.mode not in _ID_IMAGE_MODES:
-                raise DataError(
-                    f"{path}: {image.mode} image; labels must be class ids in a single-channel (greyscale or "
-                    "palette) image, not colours"
-                )
-            return np.array(image)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from exc
-
-
 def read_label_raster(path: Path) -> np.ndarray:
     """Raw label ids ``(H, W)`` from an ENVI file (single band), a single-channel image or a ``.npy`` array."""
     path = Path(path)
@@ -165,7 +150,7 @@ def read_label_raster(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: label file not found")
     if suffix in _IMAGE_SUFFIXES:
-        return _read_image_ids(path)
+        return read_label_image(path)
     if suffix == ".npy":
         try:
             labels = np.load(path, allow_pickle=False)
@@ -218,8 +203,7 @@ class EnviFormat(SourceFormat):
         raw = read_label_raster(labels_path)
         if raw.shape != cube.shape[1:]:
             raise DataError(f"{labels_path}: labels are {raw.shape}, the cube {cube_path.name} is {cube.shape[1:]}")
-        label_map = card.raw_label_map if card.raw_label_map is not None else {}
-        return Sample(item.sample_id, cube, remap_labels(raw, label_map, source=str(labels_path)))
+        return Sample(item.sample_id, cube, remap_labels(raw, card, source=labels_path))
 
     def _check_header(self, header: EnviHeader, card: DatasetCard) -> None:
         if header.shape[0] != card.num_bands:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from hsbench.data.card import DatasetCard
-from hsbench.data.dataset import Sample
-from hsbench.data.scenes.labels import check_finite, remap_labels
-from hsbench.data.scenes.matfile import read_mat_array
+from hsbench.data.dataset import Sample, check_finite
+from hsbench.data.labels import remap_labels
+from hsbench.data.matfile import read_mat_array
 from hsbench.data.source import RawSample, SourceFormat
 from hsbench.errors import DataError
 
@@ -103,5 +103,4 @@ class MatSceneFormat(SourceFormat):
     def read_labels(self, labels_path: Path, card: DatasetCard) -> np.ndarray:
         """The ground truth alone, ``(H, W)`` int64 harness ids (useful where only the label map is at hand)."""
         raw = read_mat_array(labels_path, self.labels.key, expected_shape=self.shape[:2])
-        label_map = card.raw_label_map if card.raw_label_map is not None else {}
-        return remap_labels(raw, label_map, source=f"{labels_path} (key {self.labels.key!r})")
+        return remap_labels(raw, card, source=f"{labels_path} (key {self.labels.key!r})")

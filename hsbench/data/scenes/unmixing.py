@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from hsbench.data.card import DatasetCard
-from hsbench.data.dataset import Sample
+from hsbench.data.dataset import Sample, check_finite
+from hsbench.data.labels import remap_labels
+from hsbench.data.matfile import mat_variable_names, read_mat_array
 from hsbench.data.scenes._card import scene_card
-from hsbench.data.scenes.labels import check_finite, remap_labels
-from hsbench.data.scenes.matfile import mat_variable_names, read_mat_array
 from hsbench.data.scenes.matscene import MatVariable, find_raw_file
 from hsbench.data.scenes.sensors import aviris_nominal_nm, evenly_spaced_nm, kept_channels
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
@@ -102,8 +102,7 @@ class UnmixingSceneFormat(SourceFormat):
     def read_labels(self, path: Path, card: DatasetCard) -> np.ndarray:
         """``(H, W)`` harness ids: the argmax of the abundances, remapped with the card's label map."""
         fractions = self.read_abundances(path)
-        label_map = card.raw_label_map if card.raw_label_map is not None else {}
-        return remap_labels(np.argmax(fractions, axis=0), label_map, source=f"{path} (key {self.abundances.key!r})")
+        return remap_labels(np.argmax(fractions, axis=0), card, source=f"{path} (key {self.abundances.key!r})")
 
     def read_abundances(self, path: Path) -> np.ndarray:
         """Abundances as ``(classes, H, W)``, from either stored layout."""

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from hsbench.data.card import OfficialSplit, Task
+from hsbench.data.labels import IGNORE_INDEX
 from hsbench.data.scenes.envi import EnviSample
-from hsbench.data.scenes.labels import IGNORE_INDEX
 from hsbench.errors import ConfigError
 
 __all__ = ["UserDatasetConfig", "load_dataset_config"]
