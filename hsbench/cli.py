@@ -16,6 +16,7 @@ from typing import Any
 
 from hsbench import __version__
 from hsbench.cli_prepare import add_prepare_parser, cmd_prepare
+from hsbench.cli_pretrain import add_pretrain_parser, cmd_pretrain
 from hsbench.errors import ConfigError, HsbenchError
 
 __all__ = ["main", "build_parser"]
@@ -152,6 +153,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list,
     "show": cmd_show,
     "prepare": cmd_prepare,
+    "pretrain": cmd_pretrain,
 }
 
 
@@ -177,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("kind", choices=("dataset", "strategy", "model"))
     show.add_argument("name")
     add_prepare_parser(sub)
+    add_pretrain_parser(sub)
     return parser
 
 

@@ -34,6 +34,7 @@ from hsbench.splits import Split, make_split, parse_split_spec
 from hsbench.store import ResultsStore
 from hsbench.strategy import RunContext, SplitView, Strategy
 from hsbench.visualize import save_prediction_panel
+from hsbench.zoo import Zoo
 
 __all__ = ["RunSpec", "RunOutcome", "Runner"]
 
@@ -193,6 +194,8 @@ class Runner:
                 work_dir=run_dir / "work",
                 logger=run_log,
                 progress=self.progress,
+                zoo=Zoo(),
+                data_root=self.data_root,
             )
             ctx.work_dir.mkdir(parents=True, exist_ok=True)
             torch.manual_seed(ctx.seeds.int_seed("init"))

@@ -53,6 +53,7 @@ class RunContext:
         epoch_callback: called by training loops as ``epoch_callback(epoch, val_score)``; raising from it (an
             Optuna prune) stops the run.
         zoo: pretrained-artifact store, when the runner has one.
+        data_root: where prepared real datasets live (a strategy opening a source dataset passes it on).
     """
 
     device: torch.device
@@ -63,6 +64,7 @@ class RunContext:
     progress: bool = True
     epoch_callback: Callable[[int, float], None] | None = None
     zoo: Any = None
+    data_root: Path | None = None
 
 
 class SplitView:

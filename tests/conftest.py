@@ -63,6 +63,15 @@ def make_tiny_dataset(
     return Dataset(card, ids, samples.__getitem__, fingerprint=fingerprint)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_hsbench_home(tmp_path_factory):
+    """Zoo artifacts and feature caches of the tests go to a temporary HSBENCH_HOME, never the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HSBENCH_HOME", str(tmp_path_factory.mktemp("hsbench_home")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def tiny_dataset() -> Dataset:
     return make_tiny_dataset()

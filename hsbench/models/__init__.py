@@ -2,6 +2,7 @@
 
 from hsbench.models.deeplabv3plus import DeepLabV3Plus
 from hsbench.models.mobilenetv2 import MobileNetV2Encoder
+from hsbench.models.pixel_mlp import PixelMLP
 from hsbench.models.unet import RUNet, UNet
 
-__all__ = ["DeepLabV3Plus", "MobileNetV2Encoder", "RUNet", "UNet"]
+__all__ = ["DeepLabV3Plus", "MobileNetV2Encoder", "PixelMLP", "RUNet", "UNet"]

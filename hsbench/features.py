@@ -1,0 +1,184 @@
+"""Frozen foundation-model features: per-pixel extraction and an on-disk cache.
+
+A frozen model gives every pixel the same features in every run, so the cross-domain study computes them once per
+dataset. The cache folder is keyed by the checkpoint hash, the dataset fingerprint and the band wavelengths (the
+fingerprint covers cube bytes, not the card), under ``hsbench_home()/features``::
+
+    <checkpoint[:16]>/<dataset[:16]>-<wavelengths[:8]>/<cube digest>.npy   features (D, H, W), float16
+    <checkpoint[:16]>/<dataset[:16]>-<wavelengths[:8]>/index.json         written last: the folder is complete
+
+Files are named by the digest of the cube they were computed from, so a lookup needs only the cube (a learner's
+input transform never sees sample ids) and can never return another image's features. Every file is written
+atomically; an interrupted extraction resumes from the files already there. Features are stored as float16:
+half the disk and read time, and their ~3 significant digits are far below what a head trained on them resolves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hsbench._atomic import atomic_file, atomic_write_text, file_lock
+from hsbench.data.dataset import Dataset, array_digest
+from hsbench.data.paths import hsbench_home
+from hsbench.data.transforms import PixelTransform
+
+__all__ = ["extract_cube", "FeatureCache", "FrozenFeatures", "FEATURE_FORMAT"]
+
+FEATURE_FORMAT = 1
+"""Bumped when stored features change meaning (part of the cache key)."""
+
+ExtractFn = Callable[[np.ndarray], np.ndarray]
+
+
+@torch.inference_mode()
+def extract_cube(
+    model: torch.nn.Module,
+    cube: np.ndarray,
+    wavelengths_nm: np.ndarray,
+    *,
+    batch_pixels: int = 8192,
+    device: torch.device | None = None,
+) -> np.ndarray:
+    """Features ``(D, H, W)`` float32 of every pixel of a ``(C, H, W)`` cube, in pixel batches (bounded memory)."""
+    device = device or torch.device("cpu")
+    c, h, w = cube.shape
+    pixels = torch.from_numpy(np.ascontiguousarray(np.asarray(cube, dtype=np.float32).reshape(c, -1).T))
+    wavelengths = torch.as_tensor(np.asarray(wavelengths_nm, dtype=np.float32), device=device)
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(chunk.to(device), wavelengths).float().cpu() for chunk in pixels.split(batch_pixels)])
+    model.train(was_training)
+    return np.ascontiguousarray(out.T.reshape(-1, h, w).numpy())
+
+
+class FeatureCache:
+    """Features of one dataset under one checkpoint, on disk.
+
+    Args:
+        checkpoint_hash: hash of the model's weights and config.
+        dataset_fingerprint: the dataset's content hash.
+        wavelengths_nm: the dataset's band wavelengths in cube order.
+        root: cache root (default ``hsbench_home() / "features"``, read when the cache is created).
+    """
+
+    def __init__(
+        self, *, checkpoint_hash: str, dataset_fingerprint: str, wavelengths_nm: tuple[float, ...],
+        root: Path | None = None,
+    ) -> None:
+        root = Path(root) if root is not None else hsbench_home() / "features"
+        bands = array_digest(np.asarray(wavelengths_nm, dtype=np.float64), np.asarray([FEATURE_FORMAT]))
+        self.folder = root / checkpoint_hash[:16] / f"{dataset_fingerprint[:16]}-{bands[:8]}"
+        self.key = {"checkpoint_hash": checkpoint_hash, "dataset_fingerprint": dataset_fingerprint,
+                    "wavelengths_nm": list(wavelengths_nm), "format": FEATURE_FORMAT}
+
+    @property
+    def index_path(self) -> Path:
+        return self.folder / "index.json"
+
+    @property
+    def complete(self) -> bool:
+        return self.index_path.is_file()
+
+    def _path(self, digest: str) -> Path:
+        return self.folder / f"{digest[:32]}.npy"
+
+    def lookup(self, cube: np.ndarray) -> np.ndarray | None:
+        """Stored features ``(D, H, W)`` float32 of this exact cube, or ``None``."""
+        path = self._path(array_digest(np.asarray(cube)))
+        if not path.is_file():
+            return None
+        return np.load(path).astype(np.float32)
+
+    def build(self, dataset: Dataset, extract: ExtractFn, *, progress: bool = False) -> dict[str, Any]:
+        """Make sure every sample's features are stored; returns what it did (hit or extraction, seconds).
+
+        Holds a lock while extracting, so concurrent runs on the same dataset and checkpoint extract once.
+        """
+        start = time.perf_counter()
+        if self.complete:
+            return {"feature_cache_hit": True, "feature_seconds": time.perf_counter() - start,
+                    "feature_cache": str(self.folder)}
+        with file_lock(self.folder.parent / f".{self.folder.name}.lock"):
+            if self.complete:
+                return {"feature_cache_hit": True, "feature_seconds": time.perf_counter() - start,
+                        "feature_cache": str(self.folder)}
+            digests, pixels, extracted = self._extract_missing(dataset, extract, progress)
+            seconds = time.perf_counter() - start
+            index = {**self.key, "samples": digests, "pixels": pixels, "extracted_samples": extracted,
+                     "seconds": seconds}
+            atomic_write_text(self.index_path, json.dumps(index, indent=1))
+        return {"feature_cache_hit": False, "feature_seconds": seconds, "feature_pixels": pixels,
+                "feature_pixels_per_s": pixels / max(seconds, 1e-9), "feature_cache": str(self.folder)}
+
+    def _extract_missing(
+        self, dataset: Dataset, extract: ExtractFn, progress: bool
+    ) -> tuple[dict[str, str], int, int]:
+        digests: dict[str, str] = {}
+        pixels = extracted = 0
+        for sample_id in tqdm(dataset.sample_ids, desc="features", unit="image", leave=False, disable=not progress):
+            cube = np.asarray(dataset.load(sample_id).cube)
+            digest = digests[sample_id] = array_digest(cube)
+            pixels += cube.shape[1] * cube.shape[2]
+            path = self._path(digest)
+            if path.is_file():  # left by an interrupted extraction, complete since written atomically
+                continue
+            with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, extract(cube).astype(np.float16))
+            extracted += 1
+        return digests, pixels, extracted
+
+
+class FrozenFeatures:
+    """A learner input transform: cube -> standardised features of a frozen model (``PixelTransform``-like).
+
+    Features come from the cache when it holds the cube, else they are computed (a sample from outside the
+    cached dataset still works). Standardisation statistics are fitted on training pixels only.
+
+    Args:
+        model: the frozen feature extractor ``model(pixels (N, B), wavelengths (B,)) -> (N, D)``.
+        wavelengths_nm: band wavelengths in cube order.
+        cache: the dataset's feature cache, if any.
+        batch_pixels: pixels per forward pass.
+        device: where the model runs.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, wavelengths_nm: tuple[float, ...], *, cache: FeatureCache | None = None,
+        batch_pixels: int = 8192, device: torch.device | None = None,
+    ) -> None:
+        self.model, self.cache = model, cache
+        self.wavelengths_nm = np.asarray(wavelengths_nm, dtype=np.float32)
+        self.batch_pixels, self.device = batch_pixels, device
+        self.standardize = PixelTransform("standardize")
+        self.computed = 0
+        """Cubes computed here rather than read from the cache."""
+
+    def extract(self, cube: np.ndarray) -> np.ndarray:
+        """Raw features ``(D, H, W)`` computed now."""
+        self.computed += 1
+        return extract_cube(self.model, cube, self.wavelengths_nm, batch_pixels=self.batch_pixels, device=self.device)
+
+    def raw(self, cube: np.ndarray) -> np.ndarray:
+        """Raw features, from the cache when possible."""
+        found = self.cache.lookup(cube) if self.cache is not None else None
+        return found if found is not None else self.extract(cube)
+
+    def fit(self, pixel_features: np.ndarray) -> FrozenFeatures:
+        """Fit the standardisation on ``(N, D)`` features of training pixels."""
+        self.standardize.fit(pixel_features)
+        return self
+
+    def apply(self, cube: np.ndarray) -> np.ndarray:
+        """Standardised features ``(D, H, W)`` float32 of a cube."""
+        return self.standardize.apply(self.raw(cube))
+
+    def channels(self, in_channels: int) -> int:
+        return int(self.model.dim)

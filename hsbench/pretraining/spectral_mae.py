@@ -1,0 +1,274 @@
+"""Masked spectral modelling: pretraining a :class:`SpectralFM` on unlabelled source pixels, stored in the zoo.
+
+Recipe (HyperSL's, scaled for a CPU): each pixel spectrum is embedded band by band, most band tokens (default 90 %)
+are dropped, the encoder sees the global token and the visible tokens only, and a light decoder (MAE-style:
+narrower and shallower than the encoder) puts learnable mask tokens back at the dropped wavelengths and regresses
+their values, standardised per spectrum (MAE's ``norm_pix_loss``); the loss is the mean squared error on masked
+bands only, so the model cannot score by copying.
+
+One choice of ours on top: every batch sees a random *band view* of the source spectra (every 1st, 2nd or 3rd
+band of a random contiguous window, at least ``min_bands`` long). The source sensor samples 400-1000 nm every
+4.7 nm, while target cameras have 15-25 bands 10-15 nm apart over part of that range; without this the embedding
+convolutions would only ever see the source's spacing and range.
+
+Randomness comes from the recipe's own seed (not a run's seed streams): one artifact serves every run, so its
+bytes must not depend on which run asked for it first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from hsbench.data.dataset import Dataset
+from hsbench.errors import ConfigError
+from hsbench.models.spectral_fm import Block, SpectralFM, SpectralFMConfig, make_div_term, wavelength_encoding
+from hsbench.models.spectral_fm_import import MODEL_CONFIG_KEY
+from hsbench.registry import DATASETS, lookup
+from hsbench.zoo import Artifact, Zoo
+
+__all__ = [
+    "SpectralMAERecipe", "SpectralMAE", "random_masking", "band_view", "sample_pixels", "pretrain_spectral_mae",
+    "pretrained_spectral_fm",
+]
+
+log = logging.getLogger("hsbench")
+
+
+@dataclass(frozen=True)
+class SpectralMAERecipe:
+    """Everything that determines a pretrained spectral FM (its zoo key hashes this plus the source data).
+
+    Attributes:
+        model: :meth:`SpectralFMConfig.to_dict` of the encoder.
+        source: registered dataset whose pixels are the (unlabelled) training data.
+        source_options: options of the source dataset's ``open`` (e.g. ``num_images`` of a synthetic set).
+        mask_ratio: fraction of band tokens hidden from the encoder (HyperSL / MAE: most of them).
+        epochs: passes over the sampled pixels.
+        pixels: pixels sampled uniformly from all source images (labels are never read).
+        batch_size: pixels per optimiser step.
+        lr: AdamW peak learning rate (linear warm-up over the first 5 % of steps, then cosine decay).
+        weight_decay: AdamW weight decay.
+        decoder_dim: decoder width.
+        decoder_depth: decoder blocks.
+        norm_target: regress each spectrum standardised over its own bands (MAE's ``norm_pix_loss``) rather than
+            raw values, so that the loss rewards spectral shape instead of being dominated by brightness.
+        min_bands: shortest band view.
+        max_band_stride: band views take every 1st .. ``max_band_stride``-th band (1 disables the views).
+        seed: seed of the initialisation, the pixel sample, the order, the views and the masks.
+    """
+
+    model: dict[str, Any]
+    source: str = "synthetic_aerial"
+    source_options: dict[str, Any] = field(default_factory=dict)
+    mask_ratio: float = 0.9
+    epochs: int = 6
+    pixels: int = 32_768
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    decoder_dim: int = 32
+    decoder_depth: int = 1
+    norm_target: bool = True
+    min_bands: int = 12
+    max_band_stride: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
+        for name in ("epochs", "pixels", "batch_size", "decoder_dim", "min_bands", "max_band_stride"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"pretraining {name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def random_masking(
+    n: int, length: int, ratio: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel random masks: ``keep`` indices ``(n, K)`` (sorted) and ``masked`` ``(n, length)`` bool.
+
+    ``round(length * ratio)`` tokens are masked, kept within ``[1, length - 1]`` so there is always something to
+    see and something to predict.
+    """
+    num_masked = min(max(round(length * ratio), 1), length - 1)
+    noise = torch.rand(n, length, generator=generator)
+    keep = torch.argsort(noise, dim=1)[:, : length - num_masked].sort(dim=1).values
+    masked = torch.ones(n, length, dtype=torch.bool)
+    masked.scatter_(1, keep, False)
+    return keep, masked
+
+
+def band_view(num_bands: int, min_bands: int, max_stride: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of a random band view: a random stride and offset, then a random contiguous window."""
+
+    def draw(low: int, high: int) -> int:  # inclusive bounds
+        return int(torch.randint(low, high + 1, (1,), generator=generator))
+
+    stride = draw(1, max_stride)
+    strided = torch.arange(draw(0, stride - 1), num_bands, stride)
+    length = draw(min(min_bands, len(strided)), len(strided))
+    start = draw(0, len(strided) - length)
+    return strided[start : start + length]
+
+
+class SpectralMAE(nn.Module):
+    """Encoder plus a light reconstruction decoder for masked band modelling.
+
+    Args:
+        encoder: the spectral FM being pretrained (the only part kept afterwards).
+        decoder_dim: decoder width.
+        decoder_depth: decoder blocks.
+        norm_target: regress per-spectrum standardised values instead of raw ones.
+    """
+
+    def __init__(
+        self, encoder: SpectralFM, *, decoder_dim: int = 32, decoder_depth: int = 1, norm_target: bool = False
+    ) -> None:
+        super().__init__()
+        self.encoder, self.norm_target = encoder, norm_target
+        heads = max(1, decoder_dim // 16)
+        self.decoder_embed = nn.Linear(encoder.dim, decoder_dim)
+        self.decoder_blocks = nn.ModuleList(Block(decoder_dim, heads, 4.0) for _ in range(decoder_depth))
+        self.decoder_norm = nn.LayerNorm(decoder_dim)
+        self.decoder_pred = nn.Linear(decoder_dim, 1)
+        self.register_buffer("decoder_div_term", make_div_term(decoder_dim, encoder.cfg.max_period))
+
+    def forward(self, spectra: torch.Tensor, wavelengths_nm: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Predicted band values ``(N, L)`` from the ``keep`` tokens of wavelength-sorted ``spectra`` ``(N, L)``."""
+        encoder = self.encoder
+        tokens = encoder.embed(spectra, wavelengths_nm)
+        n, length, dim = tokens.shape
+        index = keep[..., None].expand(-1, -1, dim)
+        encoded = encoder.encode(tokens.gather(1, index))
+        bands = encoder.mask_token.expand(n, length, dim).scatter(1, index, encoded[:, 1:])
+        x = self.decoder_embed(torch.cat([encoded[:, :1], bands], dim=1))
+        position = wavelength_encoding(wavelengths_nm, self.decoder_div_term, encoder.cfg)
+        x = torch.cat([x[:, :1], x[:, 1:] + position[None]], dim=1)
+        for block in self.decoder_blocks:
+            x = block(x)
+        return self.decoder_pred(self.decoder_norm(x[:, 1:]))[..., 0]
+
+    def loss(
+        self, spectra: torch.Tensor, wavelengths_nm: torch.Tensor, mask_ratio: float, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Mean squared reconstruction error over masked bands."""
+        keep, masked = random_masking(spectra.shape[0], spectra.shape[1], mask_ratio, generator)
+        masked = masked.to(spectra.device)
+        prediction = self.forward(spectra, wavelengths_nm, keep.to(spectra.device))
+        target = spectra
+        if self.norm_target:
+            target = (spectra - spectra.mean(1, keepdim=True)) / (spectra.std(1, keepdim=True) + 1e-6)
+        return F.mse_loss(prediction[masked], target[masked])
+
+
+def sample_pixels(dataset: Dataset, count: int, rng: np.random.Generator) -> np.ndarray:
+    """About ``count`` pixel spectra ``(N, B)`` drawn uniformly without replacement from every image.
+
+    Labels are never looked at: the source is used as unlabelled data.
+    """
+    per_image = math.ceil(count / len(dataset))
+    chunks = []
+    for sample_id in dataset.sample_ids:
+        cube = np.asarray(dataset.load(sample_id).cube, dtype=np.float32)
+        flat = cube.reshape(cube.shape[0], -1)
+        pick = rng.choice(flat.shape[1], size=min(per_image, flat.shape[1]), replace=False)
+        chunks.append(flat[:, pick].T)
+    pixels = np.concatenate(chunks)
+    if len(pixels) > count:
+        pixels = pixels[np.sort(rng.choice(len(pixels), size=count, replace=False))]
+    return np.ascontiguousarray(pixels)
+
+
+def _schedule(total_steps: int) -> Any:
+    warmup = max(1, total_steps // 20)
+    return lambda step: (step + 1) / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) /
+                                                                                       max(1, total_steps - warmup)))
+
+
+def pretrain_spectral_mae(
+    recipe: SpectralMAERecipe,
+    pixels: np.ndarray,
+    wavelengths_nm: np.ndarray,
+    *,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> tuple[SpectralFM, list[float]]:
+    """Train a fresh encoder by masked band modelling on ``pixels`` ``(N, B)``; returns it and the loss per epoch."""
+    device = device or torch.device("cpu")
+    generator = torch.Generator().manual_seed(recipe.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        mae = SpectralMAE(SpectralFM(SpectralFMConfig.from_dict(recipe.model)),
+                          decoder_dim=recipe.decoder_dim, decoder_depth=recipe.decoder_depth,
+                          norm_target=recipe.norm_target).to(device)
+    order = np.argsort(np.asarray(wavelengths_nm), kind="stable")
+    spectra = torch.from_numpy(np.ascontiguousarray(pixels[:, order], dtype=np.float32))
+    wavelengths = torch.as_tensor(np.asarray(wavelengths_nm, dtype=np.float32)[order])
+    steps_per_epoch = math.ceil(len(spectra) / recipe.batch_size)
+    optimizer = torch.optim.AdamW(mae.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.95))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe.epochs * steps_per_epoch))
+    history: list[float] = []
+    mae.train()
+    with tqdm(total=recipe.epochs * steps_per_epoch, desc="pretrain spectral FM", unit="step", leave=False,
+              disable=not progress) as bar:
+        for _ in range(recipe.epochs):
+            total = torch.zeros(())
+            for batch in torch.randperm(len(spectra), generator=generator).split(recipe.batch_size):
+                bands = band_view(spectra.shape[1], recipe.min_bands, recipe.max_band_stride, generator)
+                x = spectra[batch][:, bands].to(device)
+                loss = mae.loss(x, wavelengths[bands].to(device), recipe.mask_ratio, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(mae.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                total += loss.detach().cpu()
+                bar.update(1)
+            history.append(float(total) / steps_per_epoch)
+            bar.set_postfix(loss=f"{history[-1]:.5f}")
+    return mae.encoder.eval(), history
+
+
+def pretrained_spectral_fm(
+    zoo: Zoo,
+    recipe: SpectralMAERecipe,
+    *,
+    device: torch.device | None = None,
+    progress: bool = True,
+    data_root: Path | None = None,
+    logger: logging.Logger | None = None,
+) -> Artifact:
+    """The zoo's artifact for ``recipe``: reused when stored, else pretrained now (once) and stored."""
+    logger = logger or log
+    source = lookup(DATASETS, recipe.source).open(data_root=data_root, **dict(recipe.source_options))
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        logger.info("pretraining a spectral FM on %s (%d pixels, %d epochs); stored in %s for reuse",
+                    recipe.source, recipe.pixels, recipe.epochs, zoo.root)
+        start = time.perf_counter()
+        pixels = sample_pixels(source, recipe.pixels, np.random.default_rng(recipe.seed))
+        model, history = pretrain_spectral_mae(
+            recipe, pixels, np.asarray(source.card.wavelengths_nm), device=device, progress=progress
+        )
+        seconds = time.perf_counter() - start
+        logger.info("pretraining done in %.0f s: masked-band MSE %.5f -> %.5f", seconds, history[0], history[-1])
+        return model.state_dict(), {
+            MODEL_CONFIG_KEY: recipe.model, "source": recipe.source, "loss_curve": history,
+            "pretrain_seconds": seconds, "pixels": len(pixels), "parameters": model.num_parameters(),
+        }
+
+    return zoo.get_or_create(recipe.to_dict(), source.fingerprint, build)
