@@ -1,0 +1,236 @@
+"""Strategy ``cross_modality``: bridge hyperspectral cubes into RGB-pretrained networks.
+
+HS3-Bench's best numbers come from turning HSI into three channels and reusing RGB pretraining: DeepLabV3+ with an
+ImageNet MobileNetV2 fine-tuned on pseudo-RGB (DL3+(BB)), or a Cityscapes-pretrained DeepLabV3+ frozen except the
+classifier (DL3+(PT)); DINOv2 is the modern version of the same bet. The strategy composes three choices:
+
+* ``adapter`` (:mod:`hsbench.adapters`): ``prgb``, ``cie``, ``pca3`` or ``learned``, fitted on labelled train
+  pixels only;
+* ``backbone`` (:data:`hsbench.models.rgb_backbones.RGB_BACKBONES`): ``deeplabv3plus_mnv2``, ``dinov2``,
+  ``segformer`` or ``mmseg``, with ``weights`` from a file / folder, or, when none are given, pretrained once on RGB
+  renderings of the labelled ``synthetic_aerial`` source and kept in the zoo (:mod:`hsbench.pretraining.synthetic_rgb`);
+  such runs are labelled ``+synthetic-rgb-pretraining``;
+* ``mode``: ``bb`` fine-tunes everything; ``pt`` freezes everything but the classifier (the frozen part runs in eval
+  mode: stored BatchNorm statistics, no dropout). A ``learned`` adapter is not part of the pretrained network and
+  trains in both modes.
+
+The classifier is always re-initialised for the target's classes. A network whose non-classifier weights the
+given file does not cover is refused in ``pt`` mode (it would freeze random layers) and reported in ``bb`` mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import hsbench.finetune  # noqa: F401  (registers the "adamw_lr_scaled" optimizer)
+from hsbench.adapters import Adapter, build_adapter
+from hsbench.data.dataset import Sample
+from hsbench.data.transforms import collect_labelled_pixels
+from hsbench.errors import ConfigError
+from hsbench.learners import DenseNetworkLearner
+from hsbench.models.rgb_backbones import RGBBackboneSpec, WeightReport, load_matching, rgb_backbone
+from hsbench.network_learner import NetworkLearner
+from hsbench.options import merge_options
+from hsbench.pretraining.synthetic_rgb import SyntheticRGBRecipe, pretrained_rgb_network
+from hsbench.registry import STRATEGIES
+from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec
+from hsbench.zoo import Zoo
+
+__all__ = ["CrossModality", "MODES", "SYNTHETIC_PRETRAINING", "AdaptedNetwork"]
+
+SYNTHETIC_PRETRAINING = "synthetic RGB pretraining"
+"""What runs without user weights report next to the strategy name."""
+RENDERING_OF_ADAPTER = {"prgb": "prgb", "cie": "cie", "pca3": "pca3", "learned": "prgb"}
+"""How the synthetic source is rendered for each adapter (``learned`` starts as ``prgb``)."""
+
+# Smallest runs whose pretraining still teaches the frozen layers something (pt needs informative features).
+_SMOKE = {
+    "pretrain_source_options": {"num_images": 10, "height": 32, "width": 32},
+    "pretrain_epochs": 20, "pretrain_batch_size": 4, "pretrain_lr": 0.005,
+    "backbone_options": {"width_mult": 0.25, "aspp_channels": 16},
+    "epochs": 8, "lr": 0.005, "batch_size": 4,
+}
+
+
+def _train_everything(network: nn.Module, spec: RGBBackboneSpec) -> None:
+    for parameter in network.parameters():
+        parameter.requires_grad_(True)
+
+
+def _train_classifier_only(network: nn.Module, spec: RGBBackboneSpec) -> None:
+    for name, parameter in network.named_parameters():
+        parameter.requires_grad_(spec.is_classifier(name))
+
+
+MODES = {"bb": _train_everything, "pt": _train_classifier_only}
+"""Freezing by mode: HS3-Bench's BB (fine-tune the whole backbone) and PT (train the classifier only)."""
+
+
+class AdaptedNetwork(nn.Module):
+    """The adapter's trainable part (identity for fixed adapters) in front of the RGB network.
+
+    In training mode, every sub-network whose parameters are all frozen stays in eval mode: frozen layers must
+    compute the features they were pretrained to compute, with their stored BatchNorm statistics (not the few
+    target images' batch statistics) and without dropout.
+    """
+
+    def __init__(self, adapter: nn.Module, network: nn.Module) -> None:
+        super().__init__()
+        self.adapter, self.network = adapter, network
+
+    def train(self, mode: bool = True) -> AdaptedNetwork:
+        super().train(mode)
+        for module in self.network.modules():
+            parameters = list(module.parameters())
+            if parameters and not any(p.requires_grad for p in parameters):
+                module.eval()
+        return self
+
+    def forward(self, cube: torch.Tensor) -> torch.Tensor:
+        return self.network(self.adapter(cube))
+
+
+@STRATEGIES.register_module(name="cross_modality")
+class CrossModality(Strategy):
+    """HSI -> three channels -> an RGB-pretrained network, fine-tuned (bb) or frozen but its classifier (pt)."""
+
+    name: ClassVar[str] = "cross_modality"
+    spec: ClassVar[StrategySpec] = StrategySpec(
+        description="HSI to 3 channels (prgb / cie / pca3 / learned) into an RGB-pretrained DeepLabV3+ MobileNetV2, "
+        "DINOv2, SegFormer or mmseg network (HS3-Bench DL3+(BB) / DL3+(PT)); synthetic RGB pretraining by default"
+    )
+    defaults: ClassVar[dict[str, Any]] = {
+        "backbone": "deeplabv3plus_mnv2",  # deeplabv3plus_mnv2 | dinov2 | segformer | mmseg
+        "backbone_options": {},
+        "adapter": "prgb",  # prgb | cie | pca3 | learned
+        "adapter_options": {},
+        "mode": "bb",  # bb: fine-tune everything | pt: train the classifier only
+        "weights": None,  # None: synthetic RGB pretraining (zoo); else a weights file / folder / cached HF model id
+        "weights_trusted": False,  # allow torch.load to unpickle non-tensor objects of a trusted checkpoint
+        "backbone_lr_scale": 1.0,  # bb: pretrained parameters learn at this multiple of lr
+        # Synthetic RGB pretraining (only when weights is None); once per recipe, then reused from the zoo.
+        "pretrain_source": "synthetic_aerial",
+        "pretrain_source_options": {},
+        "pretrain_epochs": 30,
+        "pretrain_batch_size": 8,
+        "pretrain_lr": 1e-3,
+        "pretrain_seed": 0,
+        # Target training: the in_domain recipe (HS3-Bench: AdamW, lr 1e-3, no weight decay; epochs cut for CPU).
+        "epochs": 40,
+        "batch_size": 8,
+        "lr": 1e-3,
+        "weight_decay": 0.0,
+        "schedule": "cosine",
+        "grad_clip_norm": 1.0,
+        "early_stopping_patience": 15,
+        "hflip_p": None,  # None: no flips (HS3-Bench's DL3+ recipe)
+        "min_steps_per_epoch": 4,
+        "crop_size": "auto",  # full images for segmentation datasets, 64-pixel crops for scenes
+        "max_fit_pixels": 200_000,
+    }
+    smoke_options: ClassVar[list[dict[str, Any]]] = [
+        {**_SMOKE, "adapter": "prgb", "mode": "bb"},
+        {**_SMOKE, "adapter": "cie", "mode": "pt", "lr": 0.05},  # a linear classifier alone takes a larger step
+        {**_SMOKE, "adapter": "learned", "mode": "bb"},
+    ]
+
+    def __init__(self, cfg: dict[str, Any], ctx: RunContext, card) -> None:
+        super().__init__(cfg, ctx, card)
+        if cfg["mode"] not in MODES:
+            raise ConfigError(f"cross_modality mode={cfg['mode']!r}: valid modes are {', '.join(MODES)}")
+        self.backbone = rgb_backbone(str(cfg["backbone"]))
+        self.backbone_options = merge_options(
+            self.backbone.default_options, dict(cfg["backbone_options"]), owner=f"backbone {self.backbone.name!r}"
+        )
+        self.adapter: Adapter = build_adapter(str(cfg["adapter"]), card, dict(cfg["adapter_options"]))
+        self.learner = NetworkLearner(cfg, ctx, card)
+
+    @classmethod
+    def label(cls, options: dict[str, Any]) -> str:
+        base = f"{cls.name}/{options['backbone']}/{options['mode']}/{options['adapter']}"
+        return base if options["weights"] else f"{base}+synthetic-rgb-pretraining"
+
+    def recipe(self) -> SyntheticRGBRecipe:
+        """The zoo recipe of the synthetic RGB pretraining these options ask for."""
+        cfg = self.cfg
+        return SyntheticRGBRecipe(
+            backbone=self.backbone.name, backbone_options=self.backbone_options,
+            rendering=RENDERING_OF_ADAPTER[str(cfg["adapter"])], source=str(cfg["pretrain_source"]),
+            source_options=dict(cfg["pretrain_source_options"]), epochs=int(cfg["pretrain_epochs"]),
+            batch_size=int(cfg["pretrain_batch_size"]), lr=float(cfg["pretrain_lr"]), seed=int(cfg["pretrain_seed"]),
+        )
+
+    def _from_weights(self) -> tuple[nn.Module, WeightReport, dict[str, Any]]:
+        weights = str(self.cfg["weights"])
+        network, report = self.backbone.from_weights(
+            weights, self.card.num_classes, self.backbone_options, bool(self.cfg["weights_trusted"])
+        )
+        return network, report, {"pretraining": f"weights {weights}"}
+
+    def _from_zoo(self) -> tuple[nn.Module, WeightReport, dict[str, Any]]:
+        zoo = self.ctx.zoo if self.ctx.zoo is not None else Zoo()
+        artifact = pretrained_rgb_network(zoo, self.recipe(), device=self.ctx.device, progress=self.ctx.progress,
+                                          logger=self.ctx.logger)
+        network = self.backbone.build(self.card.num_classes, self.backbone_options)
+        report = load_matching(network, artifact.state_dict(), skip=self.backbone.classifier,
+                               source=str(artifact.path), layout="hsbench_zoo")
+        return network, report, {
+            "pretraining": f"{SYNTHETIC_PRETRAINING} ({artifact.metadata['source']}, "
+                           f"{artifact.metadata['rendering']['adapter']} rendering)",
+            "pretraining_artifact": artifact.key,
+            "pretraining_source_val_miou": artifact.metadata["source_val_miou"],
+        }
+
+    def pretrained_network(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The RGB network with pretrained weights and a fresh classifier, and facts on where the weights came from.
+
+        The fresh classifier draws from the run's ``init`` stream, whether or not pretraining ran first.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.ctx.seeds.int_seed("init"))
+            network, report, facts = self._from_weights() if self.cfg["weights"] else self._from_zoo()
+        if report.loaded == 0:
+            raise ConfigError(f"weights {report.source} gave no tensor to the {self.backbone.name} network")
+        if report.initialised and self.cfg["mode"] == "pt":
+            raise ConfigError(
+                f"mode pt trains only the classifier, but weights {report.source} do not cover "
+                f"{', '.join(report.summary()['weights_random_modules'])}: they would stay random and frozen; "
+                "use mode=bb or a full segmentation checkpoint"
+            )
+        if report.initialised:
+            self.ctx.logger.warning("randomly initialised (not in the weights): %s",
+                                    ", ".join(report.summary()["weights_random_modules"]))
+        return network, {**facts, **report.summary()}
+
+    def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
+        pixels, _ = collect_labelled_pixels(
+            train, self.card.ignore_index, max_pixels=int(self.cfg["max_fit_pixels"]), rng=self.ctx.seeds.rng("order")
+        )
+        self.adapter.fit(pixels)
+        network, facts = self.pretrained_network()
+        MODES[self.cfg["mode"]](network, self.backbone)
+        optimizer = "adamw"
+        scale = float(self.cfg["backbone_lr_scale"])
+        if self.cfg["mode"] == "bb" and scale != 1.0:
+            for name, parameter in network.named_parameters():
+                parameter.lr_scale = 1.0 if self.backbone.is_classifier(name) else scale
+            optimizer = "adamw_lr_scaled"
+        model = AdaptedNetwork(self.adapter.module(), network)
+        facts.update(self.adapter.describe())
+        return {**facts, **self.learner.fit_network(model, self.adapter, train, val, optimizer=optimizer)}
+
+    def predict(self, sample: Sample) -> np.ndarray:
+        return self.learner.predict(self.adapter.apply(sample.cube))
+
+    @classmethod
+    def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The training recipe; in ``bb`` mode also the pretrained layers' learning-rate scale."""
+        options = {**cls.defaults, **(options or {})}
+        space = DenseNetworkLearner.search_space(trial)
+        if options["mode"] == "bb":
+            space["backbone_lr_scale"] = trial.suggest_float("backbone_lr_scale", 0.01, 1.0, log=True)
+        return space

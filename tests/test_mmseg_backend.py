@@ -1,0 +1,111 @@
+"""The optional mmsegmentation backend (``hsbench[mmseg]``).
+
+Without mmsegmentation and a compiled mmcv the build tests skip (the reason says how to install them); the
+error a user gets in that case is tested instead. The tests write a tiny mmseg config and checkpoint themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hsbench.errors import ConfigError
+from hsbench.models.mmseg_backend import MMSEG_INSTALL_HINT, build_mmseg_segmentor
+from hsbench.models.rgb_backbones import rgb_backbone
+
+torch.set_num_threads(1)
+
+
+def _mmseg_importable() -> bool:
+    try:
+        import mmcv  # noqa: F401
+        import mmseg  # noqa: F401
+    except (ImportError, AssertionError):
+        return False
+    return True
+
+
+HAVE_MMSEG = _mmseg_importable()
+needs_mmseg = pytest.mark.skipif(
+    not HAVE_MMSEG, reason=f"mmsegmentation / mmcv not installed: {MMSEG_INSTALL_HINT} (tox -e mmseg does it)"
+)
+
+# A ResNet-18-V1c FCN at 1/8 width with an auxiliary head, SyncBN as in the published configs.
+TINY_CONFIG = """
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+data_preprocessor = dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                         bgr_to_rgb=True, pad_val=0, seg_pad_val=255)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, num_stages=4, out_indices=(0, 1, 2, 3),
+                  dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=norm_cfg, norm_eval=False, style='pytorch',
+                  contract_dilation=True),
+    decode_head=dict(type='FCNHead', in_channels=64, in_index=3, channels=16, num_convs=1, concat_input=False,
+                     dropout_ratio=0.1, num_classes=19, norm_cfg=norm_cfg, align_corners=False,
+                     loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    auxiliary_head=dict(type='FCNHead', in_channels=32, in_index=2, channels=8, num_convs=1, concat_input=False,
+                        dropout_ratio=0.1, num_classes=19, norm_cfg=norm_cfg, align_corners=False,
+                        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fcn_r18-v1c-tiny_cityscapes.py"
+    path.write_text(TINY_CONFIG)
+    return path
+
+
+def test_mmseg_backbone_is_registered_and_needs_a_config() -> None:
+    spec = rgb_backbone("mmseg")
+    assert spec.is_classifier("segmentor.decode_head.conv_seg.weight")
+    with pytest.raises(ConfigError, match="backbone_options.config"):
+        spec.build(5, {"config": None})
+
+
+@pytest.mark.skipif(HAVE_MMSEG, reason="mmsegmentation is installed: the missing-install message cannot be seen")
+def test_missing_mmseg_names_the_install_command(tiny_config: Path) -> None:
+    with pytest.raises(ConfigError, match=r"pip install 'hsbench\[mmseg\]'"):
+        build_mmseg_segmentor(tiny_config, 5)
+
+
+@needs_mmseg
+def test_config_and_checkpoint_build_a_trainable_segmentor(tmp_path: Path, tiny_config: Path) -> None:
+    source, report = build_mmseg_segmentor(tiny_config, 19)
+    assert report is None
+    assert not any("SyncBatchNorm" in type(m).__name__ for m in source.modules())  # SyncBN became BN
+    checkpoint = tmp_path / "fcn_tiny.pth"
+    state = {k.removeprefix("segmentor."): v for k, v in source.state_dict().items()}
+    torch.save({"meta": {"mmseg_version": "1.2.2"}, "state_dict": state}, checkpoint)
+
+    network, report = build_mmseg_segmentor(tiny_config, 5, checkpoint=checkpoint)
+    assert report is not None and report.initialised == []  # all but the two conv_seg classifiers loaded
+    assert network.segmentor.decode_head.conv_seg.out_channels == 5
+    torch.testing.assert_close(network.segmentor.backbone.stem[0].weight, source.segmentor.backbone.stem[0].weight)
+    torch.testing.assert_close(network.input_layer.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]), atol=1e-3,
+                               rtol=0)
+    logits = network(torch.rand(2, 3, 37, 53))
+    assert logits.shape == (2, 5, 37, 53)
+    logits.mean().backward()
+    assert network.segmentor.decode_head.conv_seg.weight.grad is not None
+
+
+@needs_mmseg
+def test_cross_modality_runs_an_mmseg_segmentor(tmp_path: Path, tiny_config: Path, tiny_registered, monkeypatch):
+    from hsbench.runner import Runner, RunSpec
+
+    monkeypatch.setenv("HSBENCH_HOME", str(tmp_path / "home"))
+    source, _ = build_mmseg_segmentor(tiny_config, 19)
+    checkpoint = tmp_path / "fcn_tiny.pth"
+    torch.save({"state_dict": {k.removeprefix("segmentor."): v for k, v in source.state_dict().items()}}, checkpoint)
+    options = {"backbone": "mmseg", "backbone_options": {"config": str(tiny_config)}, "weights": str(checkpoint),
+               "mode": "pt", "epochs": 2, "batch_size": 4, "lr": 0.05}
+    outcome = Runner(tmp_path / "results", progress=False).run(
+        RunSpec(tiny_registered["segmentation"], "cross_modality", "fraction=0.5", 0, options))
+    assert outcome.status == "completed", outcome.error
+    assert outcome.label == "cross_modality/mmseg/pt/prgb"
