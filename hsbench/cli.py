@@ -17,6 +17,7 @@ from typing import Any
 from hsbench import __version__
 from hsbench.cli_prepare import add_prepare_parser, cmd_prepare
 from hsbench.cli_pretrain import add_pretrain_parser, cmd_pretrain
+from hsbench.cli_sweep import add_sweep_parser, cmd_sweep
 from hsbench.errors import ConfigError, HsbenchError
 
 __all__ = ["main", "build_parser"]
@@ -154,6 +155,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_show,
     "prepare": cmd_prepare,
     "pretrain": cmd_pretrain,
+    "sweep": cmd_sweep,
 }
 
 
@@ -180,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     add_prepare_parser(sub)
     add_pretrain_parser(sub)
+    add_sweep_parser(sub)
     return parser
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 
 import hsbench
 from hsbench.data.dataset import Dataset
-from hsbench.distributed import is_main_process
+from hsbench.distributed import is_main_process, rank
 from hsbench.errors import HsbenchError
 from hsbench.evaluation import confusion_on_view
 from hsbench.metrics import compute_metrics, per_class_metrics
@@ -36,7 +37,7 @@ from hsbench.strategy import RunContext, SplitView, Strategy
 from hsbench.visualize import save_prediction_panel
 from hsbench.zoo import Zoo
 
-__all__ = ["RunSpec", "RunOutcome", "Runner"]
+__all__ = ["RunSpec", "RunOutcome", "ValidationOutcome", "Runner"]
 
 log = logging.getLogger("hsbench")
 
@@ -60,6 +61,30 @@ class RunOutcome:
     test_metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     run_dir: Path | None = None
+
+
+@dataclass
+class ValidationOutcome:
+    """What :meth:`Runner.validate` measured: val metrics only (a sweep trial's objective)."""
+
+    run_id: str
+    label: str
+    val_metrics: dict[str, float]
+    facts: dict[str, Any]
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A spec resolved against its dataset and split: everything a run or a validation needs."""
+
+    strategy_cls: type[Strategy]
+    options: dict[str, Any]
+    dataset: Dataset
+    split: Split
+    config: dict[str, Any]
+    run_id: str
+    label: str
 
 
 class _PhaseTimer:
@@ -119,9 +144,8 @@ class Runner:
         options = merge_options(strategy_cls.defaults, spec.options, owner=f"strategy {spec.strategy!r}")
         return strategy_cls, options
 
-    def run(self, spec: RunSpec) -> RunOutcome:
-        """Run one spec (or skip it when already completed). User errors raise :class:`HsbenchError`."""
-        timer = _PhaseTimer()
+    def _prepare(self, spec: RunSpec, timer: _PhaseTimer) -> _Prepared:
+        """Resolve options, open the dataset and make the split; the run id hashes all of it."""
         strategy_cls, options = self.resolve(spec)  # option typos fail before any data is read
         parse_split_spec(spec.split)
         with timer.phase("load"):
@@ -138,76 +162,122 @@ class Runner:
             "options": options,
             "seed": spec.seed,
         }
-        run_id = config_hash(config)
+        return _Prepared(strategy_cls, options, dataset, split, config, config_hash(config),
+                         strategy_cls.label(options))
+
+    def run(self, spec: RunSpec) -> RunOutcome:
+        """Run one spec (or skip it when already completed). User errors raise :class:`HsbenchError`."""
+        timer = _PhaseTimer()
+        prepared = self._prepare(spec, timer)
+        run_id, split = prepared.run_id, prepared.split
         run_dir = self.results_dir / "runs" / run_id
         existing = self.store.get(run_id)
         if existing is not None and existing.status == "completed" and not self.force:
-            label = strategy_cls.label(options)
-            log.info("run %s (%s, %s, seed %d) already completed: skipped", run_id, label, split.spec, spec.seed)
-            return RunOutcome(run_id, "skipped", label, self._stored_test_metrics(run_id), run_dir=run_dir)
+            log.info("run %s (%s, %s, seed %d) already completed: skipped", run_id, prepared.label, split.spec,
+                     spec.seed)
+            return RunOutcome(run_id, "skipped", prepared.label, self._stored_test_metrics(run_id), run_dir=run_dir)
         if not is_main_process():
-            return self._execute(spec, config, run_id, run_dir, dataset, split, strategy_cls, options, timer)
+            return self._execute(spec, prepared, run_dir, timer)
         if run_dir.exists():  # leftovers of an interrupted or failed attempt
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         self.store.begin(
             run_id,
             {
-                **{key: value for key, value in config.items() if key != "options"},
-                "strategy_label": strategy_cls.label(options),
-                "config": config,
+                **{key: value for key, value in prepared.config.items() if key != "options"},
+                "strategy_label": prepared.label,
+                "config": prepared.config,
                 "hsbench_version": hsbench.__version__,
                 "git_commit": git_commit(),
                 "device": str(self.device),
                 "run_dir": str(run_dir.resolve()),
             },
         )
-        return self._execute(spec, config, run_id, run_dir, dataset, split, strategy_cls, options, timer)
+        return self._execute(spec, prepared, run_dir, timer)
 
-    def _execute(
+    def validate(
+        self, spec: RunSpec, *, run_dir: Path, epoch_callback: Callable[[int, float], None] | None = None
+    ) -> ValidationOutcome:
+        """Fit on train and score on val only: the objective of a sweep trial.
+
+        No test view is built and nothing is written to the results database, so tuning never sees test labels
+        and sweep trials never appear among ordinary runs. Exceptions, including an Optuna prune raised by
+        ``epoch_callback``, propagate to the caller.
+
+        Args:
+            spec: what to fit.
+            run_dir: folder for the trial's log and work files.
+            epoch_callback: passed to the strategy as ``RunContext.epoch_callback``.
+        """
+        timer = _PhaseTimer()
+        prepared = self._prepare(spec, timer)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_log = logging.getLogger(f"hsbench.run.{prepared.run_id}")
+        handler = self._attach_log_file(run_log, run_dir)
+        try:
+            strategy, facts = self._fit(spec, prepared, run_dir / "work", run_log, timer, epoch_callback)
+            results = self._evaluate(strategy, prepared.dataset, prepared.split, run_dir, timer, parts=("val",))
+            return ValidationOutcome(prepared.run_id, prepared.label, results["val"]["metrics"], facts, timer.seconds)
+        except Exception as exc:  # a prune or a crash: the caller decides; the trial's log keeps the why
+            run_log.info("validation of %s stopped: %s: %s", prepared.run_id, type(exc).__name__, exc, exc_info=True)
+            raise
+        finally:
+            run_log.removeHandler(handler)
+            handler.close()
+
+    def _fit(
         self,
         spec: RunSpec,
-        config: dict[str, Any],
-        run_id: str,
-        run_dir: Path,
-        dataset: Dataset,
-        split: Split,
-        strategy_cls: type[Strategy],
-        options: dict[str, Any],
+        prepared: _Prepared,
+        work_dir: Path,
+        run_log: logging.Logger,
         timer: _PhaseTimer,
-    ) -> RunOutcome:
+        epoch_callback: Callable[[int, float], None] | None = None,
+    ) -> tuple[Strategy, dict[str, Any]]:
+        """Build the strategy and let it learn from the train and val views (the test part is never shown)."""
+        dataset, split = prepared.dataset, prepared.split
+        for warning in split.coverage_warnings(dataset.card.class_names):
+            run_log.warning(warning)
+        ctx = RunContext(
+            device=self.device,
+            seeds=SeedStreams(spec.seed),
+            work_dir=work_dir,
+            logger=run_log,
+            progress=self.progress,
+            epoch_callback=epoch_callback,
+            zoo=Zoo(),
+            data_root=self.data_root,
+        )
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(ctx.seeds.int_seed("init"))
+        strategy = prepared.strategy_cls(prepared.options, ctx, dataset.card)
+        train = SplitView(dataset, split.parts["train"], "train")
+        val = SplitView(dataset, split.parts["val"], "val")
+        run_log.info("run %s: %s on %s, split %s, seed %d", prepared.run_id, prepared.label, dataset.card.name,
+                     split.spec, spec.seed)
+        if prepared.strategy_cls.spec.needs_unlabeled:
+            with timer.phase("pretrain"):
+                strategy.pretrain([train])
+        with timer.phase("fit"):
+            facts = dict(strategy.fit(train, val) or {})
+        return strategy, facts
+
+    def _execute(self, spec: RunSpec, prepared: _Prepared, run_dir: Path, timer: _PhaseTimer) -> RunOutcome:
         main = is_main_process()
+        run_id, label, dataset, split = prepared.run_id, prepared.label, prepared.dataset, prepared.split
         run_log = logging.getLogger(f"hsbench.run.{run_id}")
         handler = self._attach_log_file(run_log, run_dir) if main else None
-        label = strategy_cls.label(options)
+        # Under DDP only rank 0 touches the run folder (it may be deleting and re-creating it at this moment);
+        # the other ranks get a private work folder.
+        work_dir = run_dir / "work" if main else Path(tempfile.mkdtemp(prefix=f"hsbench-rank{rank()}-"))
         try:
             if main:
                 (run_dir / "config.json").write_text(
-                    json.dumps({**config, "hsbench_version": hsbench.__version__, "git_commit": git_commit()}, indent=2)
+                    json.dumps({**prepared.config, "hsbench_version": hsbench.__version__,
+                                "git_commit": git_commit()}, indent=2)
                 )
                 split.save(run_dir / "split")
-            for warning in split.coverage_warnings(dataset.card.class_names):
-                run_log.warning(warning)
-            ctx = RunContext(
-                device=self.device,
-                seeds=SeedStreams(spec.seed),
-                work_dir=run_dir / "work",
-                logger=run_log,
-                progress=self.progress,
-                zoo=Zoo(),
-                data_root=self.data_root,
-            )
-            ctx.work_dir.mkdir(parents=True, exist_ok=True)
-            torch.manual_seed(ctx.seeds.int_seed("init"))
-            strategy = strategy_cls(options, ctx, dataset.card)
-            train = SplitView(dataset, split.parts["train"], "train")
-            val = SplitView(dataset, split.parts["val"], "val")
-            run_log.info("run %s: %s on %s, split %s, seed %d", run_id, label, dataset.card.name, split.spec, spec.seed)
-            if strategy_cls.spec.needs_unlabeled:
-                with timer.phase("pretrain"):
-                    strategy.pretrain([train])
-            with timer.phase("fit"):
-                facts = dict(strategy.fit(train, val) or {})
+            strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer)
             if not main:
                 return RunOutcome(run_id, "completed", label)
             results = self._evaluate(strategy, dataset, split, run_dir, timer)
@@ -244,9 +314,17 @@ class Runner:
             if handler is not None:
                 run_log.removeHandler(handler)
                 handler.close()
+            if not main:
+                shutil.rmtree(work_dir, ignore_errors=True)
 
     def _evaluate(
-        self, strategy: Strategy, dataset: Dataset, split: Split, run_dir: Path, timer: _PhaseTimer
+        self,
+        strategy: Strategy,
+        dataset: Dataset,
+        split: Split,
+        run_dir: Path,
+        timer: _PhaseTimer,
+        parts: tuple[str, ...] = ("val", "test"),
     ) -> dict[str, dict[str, Any]]:
         results: dict[str, dict[str, Any]] = {}
         saved: list[str] = []
@@ -256,7 +334,7 @@ class Runner:
                 save_prediction_panel(run_dir / "predictions" / f"{sample.id}.png", sample, prediction, dataset.card)
                 saved.append(sample.id)
 
-        for part in ("val", "test"):
+        for part in parts:
             view = SplitView(dataset, split.parts[part], part)
             with timer.phase(f"predict_{part}"):
                 cm = confusion_on_view(strategy.predict, view, on_prediction=keep_panel if part == "test" else None)

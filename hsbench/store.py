@@ -35,6 +35,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -69,6 +70,8 @@ runs_table = Table(
     Column("error", Text),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    # Sweep study whose best parameters this run re-fits (``hsbench sweep --refit-best``); NULL otherwise.
+    Column("study", String(255)),
 )
 
 metrics_table = Table(
@@ -93,11 +96,42 @@ confusion_table = Table(
 def database_url(db: str | Path) -> str:
     """A SQLAlchemy URL from a URL or a file path (a path means SQLite)."""
     text = str(db)
+    if text.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; the `postgres` extra installs psycopg 3.
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
     if "://" in text:
         return text
     path = Path(text).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    """SQLite waits up to a minute for the write lock: benchmark workers and their progress bar share one file."""
+    return {"connect_args": {"timeout": 60.0}} if url.startswith("sqlite") else {}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add nullable columns that this version declares but an older database lacks (additive migrations only).
+
+    ``create_all`` creates missing tables but never alters existing ones, so a database made by an earlier
+    version would otherwise fail on the first query naming a new column. Racing processes may both try: a
+    failed ``ALTER`` is fine when the column now exists.
+    """
+    present = {name: {c["name"] for c in inspect(engine).get_columns(name)} for name in _meta.tables}
+    preparer = engine.dialect.identifier_preparer
+    for table in _meta.sorted_tables:
+        for column in table.columns:
+            if column.name in present[table.name] or not column.nullable:
+                continue
+            statement = (f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(column.name)} "
+                         f"{column.type.compile(dialect=engine.dialect)}")
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(statement))
+            except DBAPIError:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 @dataclass(frozen=True)
@@ -123,7 +157,7 @@ class ResultsStore:
 
     def __init__(self, db: str | Path) -> None:
         self.url = database_url(db)
-        self.engine: Engine = create_engine(self.url, future=True)
+        self.engine: Engine = create_engine(self.url, future=True, **_engine_options(self.url))
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -135,6 +169,7 @@ class ResultsStore:
             # tables now exist, someone else won the race; otherwise the error is real.
             if not set(_meta.tables) <= set(inspect(self.engine).get_table_names()):
                 raise
+        _add_missing_columns(self.engine)
 
     def get(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:
@@ -206,6 +241,11 @@ class ResultsStore:
                 .where(runs_table.c.run_id == run_id)
                 .values(status="failed", error=error, timings=timings, finished_at=_now())
             )
+
+    def tag_study(self, run_ids: Iterable[str], study: str) -> None:
+        """Mark runs as the refit of a sweep study's best parameters, so reports can show them with the study."""
+        with self.engine.begin() as conn:
+            conn.execute(update(runs_table).where(runs_table.c.run_id.in_(list(run_ids))).values(study=study))
 
     @staticmethod
     def _delete_results(conn, run_ids: Iterable[str]) -> None:

@@ -25,7 +25,8 @@ def _complete(store: ResultsStore, run_id: str, miou: float = 0.5) -> None:
 
 def test_path_becomes_sqlite_url(tmp_path) -> None:
     assert database_url(tmp_path / "x.db").startswith("sqlite:///")
-    assert database_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert database_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"  # an explicit driver wins
 
 
 def test_begin_then_complete_stores_metrics_confusion_and_status(tmp_path) -> None:
