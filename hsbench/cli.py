@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hsbench import __version__
+from hsbench.cli_benchmark import add_benchmark_parsers, cmd_benchmark, cmd_report
 from hsbench.cli_prepare import add_prepare_parser, cmd_prepare
 from hsbench.cli_pretrain import add_pretrain_parser, cmd_pretrain
 from hsbench.cli_sweep import add_sweep_parser, cmd_sweep
@@ -156,6 +157,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "prepare": cmd_prepare,
     "pretrain": cmd_pretrain,
     "sweep": cmd_sweep,
+    "benchmark": cmd_benchmark,
+    "report": cmd_report,
 }
 
 
@@ -183,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare_parser(sub)
     add_pretrain_parser(sub)
     add_sweep_parser(sub)
+    add_benchmark_parsers(sub)
     return parser
 
 

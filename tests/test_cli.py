@@ -49,7 +49,7 @@ def test_user_mistakes_exit_2_with_one_clear_line(capsys, argv, message) -> None
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("command", ["run", "list", "show", "prepare", "pretrain", "sweep"])
+@pytest.mark.parametrize("command", ["run", "list", "show", "prepare", "pretrain", "sweep", "benchmark", "report"])
 def test_every_command_has_help(command) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

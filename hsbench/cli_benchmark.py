@@ -1,0 +1,135 @@
+"""``hsbench benchmark`` (run a suite's matrix, then report) and ``hsbench report`` (tables and figures)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from hsbench.errors import ConfigError
+
+__all__ = ["add_benchmark_parsers", "cmd_benchmark", "cmd_report"]
+
+log = logging.getLogger("hsbench")
+
+
+def _add_storage_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default ./results)")
+    p.add_argument("--db", help="results database URL or SQLite path (default <results>/hsbench.db); "
+                                "several machines share one matrix through one PostgreSQL URL")
+    p.add_argument("--reports", type=Path, default=Path("reports"),
+                   help="reports folder; a report goes to <reports>/<suite>/ (default ./reports)")
+    p.add_argument("--sweep-storage", help="Optuna storage with sweeps to plot: journal file or URL "
+                                           "(default <results>/optuna.journal when it exists)")
+
+
+def add_benchmark_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark`` and ``report`` commands to the ``hsbench`` parser."""
+    bench = subparsers.add_parser(
+        "benchmark", help="run a suite (datasets x strategies x splits x seeds), then write its report",
+        description="Run every unfinished cell of a suite: finished cells are skipped, interrupted ones redone. "
+                    "Processes and machines sharing one results database split the matrix; each cell runs once.",
+        epilog="Example: hsbench benchmark --suite quick --workers 2")
+    bench.add_argument("--suite", help="a shipped suite name (see --list) or the path of a suite YAML file")
+    bench.add_argument("--list", action="store_true", help="list the shipped suites and exit")
+    bench.add_argument("--dry-run", action="store_true", help="show the matrix and what is finished; run nothing")
+    bench.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+    bench.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
+    bench.add_argument("--claim-timeout", type=float, default=600.0, metavar="S",
+                       help="take over a cell whose worker sent no heartbeat for S seconds (default 600)")
+    bench.add_argument("--heartbeat", type=float, default=30.0, metavar="S",
+                       help="heartbeat interval of a running cell (default 30)")
+    bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_storage_options(bench)
+    report = subparsers.add_parser(
+        "report", help="write leaderboards (md, html, tex, csv) and figures from the results database",
+        description="Write reports/<suite>/ from stored results only: HS3-Bench leaderboards, a paired "
+                    "best-vs-runner-up comparison, and figures (PNG + SVG). Without --suite: every completed run, "
+                    "into reports/all/.")
+    report.add_argument("--suite", help="a shipped suite name or a suite YAML path")
+    report.add_argument("--out", type=Path, help="output folder (default <reports>/<suite or all>)")
+    _add_storage_options(report)
+
+
+def _sweep_storage(args: argparse.Namespace) -> str | None:
+    if args.sweep_storage:
+        return str(args.sweep_storage)
+    journal = Path(args.results) / "optuna.journal"
+    return str(journal) if journal.is_file() else None
+
+
+def _write_report(args: argparse.Namespace, suite) -> Path:
+    from hsbench.report import load_all_results, load_suite_results, write_report
+    from hsbench.store import ResultsStore
+
+    store = ResultsStore(args.db or Path(args.results) / "hsbench.db")
+    if suite is None:
+        data = load_all_results(store, sweep_storage=_sweep_storage(args))
+    else:
+        data = load_suite_results(store, suite, sweep_storage=_sweep_storage(args))
+    out_dir = getattr(args, "out", None) or Path(args.reports) / data.name
+    files = write_report(data, out_dir)
+    print(files.tables["md"].read_text(encoding="utf-8"))
+    print(f"Report: {out_dir}/leaderboard.{{md,html,tex,csv}}, {len(files.figures)} figures in {out_dir}/figures")
+    return out_dir
+
+
+def _print_suites() -> None:
+    from hsbench.suite import load_suite, shipped_suites
+
+    for name in shipped_suites():
+        suite = load_suite(name)
+        print(f"{name}: {len(suite.cells())} cells. {suite.description.splitlines()[0] if suite.description else ''}")
+
+
+def _print_matrix(args: argparse.Namespace, suite) -> None:
+    from hsbench.claims import CellClaims
+    from hsbench.store import ResultsStore
+
+    cells = suite.cells()
+    store = ResultsStore(args.db or Path(args.results) / "hsbench.db")
+    states = CellClaims(store.engine).count_states(suite.name, {c.cell_id for c in cells})
+    print(f"suite {suite.name} ({suite.source}): {len(cells)} cells = {len(suite.seeds)} seeds x "
+          f"{len(suite.variants)} strategies x dataset/split pairs "
+          f"({', '.join(f'{d.name}: {len(suite.splits_of(d))}' for d in suite.datasets)})")
+    print(f"  done {states['done']}, failed {states['failed']}, running {states['running']}, "
+          f"not started {len(cells) - states['done'] - states['failed'] - states['running']}")
+    for variant in suite.variants:
+        print(f"  {variant.label}: {variant.strategy} {variant.options}")
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from hsbench.benchmark import BenchmarkConfig, run_benchmark
+    from hsbench.suite import load_suite
+
+    if args.list:
+        _print_suites()
+        return 0
+    if not args.suite:
+        raise ConfigError("no suite given: pass --suite NAME or a YAML path (see `hsbench benchmark --list`)")
+    suite = load_suite(args.suite)
+    if args.dry_run:
+        _print_matrix(args, suite)
+        return 0
+    config = BenchmarkConfig(results_dir=args.results, db=args.db, data_root=args.data_root, device=args.device,
+                             workers=args.workers, stale_after_s=args.claim_timeout, heartbeat_s=args.heartbeat,
+                             progress=not args.no_progress)
+    summary = run_benchmark(suite, config)
+    print(f"suite {suite.name}: {summary.states['done']} of {summary.total} cells done, "
+          f"{summary.states['failed']} failed, {summary.wall_s:.0f} s", file=sys.stderr)
+    for error in summary.errors:
+        print(f"  failed: {error}", file=sys.stderr)
+    if not args.no_report:
+        _write_report(args, suite)
+    return 0 if summary.states["failed"] == 0 else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hsbench.suite import load_suite
+
+    suite = load_suite(args.suite) if args.suite else None
+    _write_report(args, suite)
+    return 0

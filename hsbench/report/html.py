@@ -1,0 +1,109 @@
+"""``leaderboard.html``: one self-contained page (inline CSS, figures embedded as PNG data URIs).
+
+Self-contained so that a report can be mailed, attached to a paper review or opened from a CI artefact without
+its folder; it needs no script and no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from itertools import groupby
+
+from hsbench.report.figures import FigureFile
+from hsbench.report.results import REPORT_METRICS
+from hsbench.report.tables import (
+    COMPARISON_HEADER,
+    TableInputs,
+    comparison_rows,
+    dataset_cell,
+    dataset_notes,
+    legend,
+    metric_cells,
+)
+
+__all__ = ["render_html"]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
+       color: #1b1b1b; background: #ffffff; line-height: 1.45; padding: 0 1rem; }
+h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.88rem; }
+th, td { border: 1px solid #c9c9c9; padding: 0.28rem 0.6rem; text-align: right; white-space: nowrap; }
+th { background: #eef2f7; } .text { text-align: left; }
+tr.aggregate td { background: #f7f7f2; }
+strong { color: #0b3d91; }
+p.legend { font-size: 0.85rem; color: #444; }
+figure { display: inline-block; margin: 0.6rem 1rem 1rem 0; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #e3e3e3; }
+figcaption { font-size: 0.8rem; color: #444; }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _row(cells: list[str], *, header: bool = False, css: str = "", text_columns: int = 2) -> str:
+    tag = "th" if header else "td"
+    parts = [f'<{tag} class="text">{c}</{tag}>' if i < text_columns else f"<{tag}>{c}</{tag}>"
+             for i, c in enumerate(cells)]
+    return f'<tr class="{css}">' + "".join(parts) + "</tr>" if css else "<tr>" + "".join(parts) + "</tr>"
+
+
+def _board_tables(inputs: TableInputs) -> list[str]:
+    data, board = inputs.data, inputs.board
+    header = ["dataset", "strategy", "n", *(title for _, title in REPORT_METRICS)]
+    out = []
+    for split, block in board.groupby("split", sort=False):
+        rows = [_row([_e(h) for h in header], header=True)]
+        for _, r in block.iterrows():
+            # metric cells hold only digits, '.', '±' and 'n/a': nothing to escape
+            cells = [_e(dataset_cell(data, r["dataset"])), _e(r["label"]), str(int(r["n"])),
+                     *metric_cells(r, _strong)]
+            aggregate = r["dataset"] not in data.datasets
+            rows.append(_row(cells, css="aggregate" if aggregate else ""))
+        out += [f"<h2>Split <code>{_e(split)}</code></h2>", '<table class="leaderboard">', *rows, "</table>"]
+    return out
+
+
+def _strong(text: str) -> str:
+    return f"<strong>{text}</strong>"
+
+
+def _comparison_table(inputs: TableInputs) -> list[str]:
+    if not inputs.comparisons:
+        return []
+    rows = [_row([_e(h) for h in COMPARISON_HEADER], header=True, text_columns=4)]
+    rows += [_row([_e(c) for c in r], text_columns=4) for r in comparison_rows(inputs.comparisons)]
+    return ["<h2>Best vs runner-up (J_M, paired over seeds)</h2>", '<table class="comparison">', *rows, "</table>"]
+
+
+def _figure(figure: FigureFile) -> str:
+    encoded = base64.b64encode(figure.png.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{_e(figure.title)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{_e(figure.title)} (<code>{_e(figure.svg.name)}</code>)</figcaption></figure>")
+
+
+def render_html(inputs: TableInputs, figures: list[FigureFile]) -> str:
+    """The whole page as a string."""
+    data = inputs.data
+    body = [f"<h1>Leaderboard: {_e(data.name)}</h1>"]
+    if data.description:
+        body.append(f"<p>{_e(data.description)}</p>")
+    body.append(f'<p class="legend">{_e(legend(data))}</p>')
+    if inputs.board.empty:
+        body.append("<p>(no completed runs)</p>")
+    else:
+        body += _board_tables(inputs)
+    body += _comparison_table(inputs)
+    notes = dataset_notes(data)
+    if notes:
+        body += ["<h2>Datasets</h2>", "<ul>", *(f"<li>{_e(n)}</li>" for n in notes), "</ul>"]
+    for section, group in groupby(figures, key=lambda f: f.section):
+        body += [f"<h2>{_e(section)}</h2>", *(_figure(f) for f in group)]
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        f"<title>hsbench leaderboard: {_e(data.name)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+        *body, "</body>", "</html>", "",
+    ])

@@ -1,0 +1,165 @@
+"""The leaderboard as text: Markdown, LaTeX and CSV (HTML lives in :mod:`hsbench.report.html`).
+
+Values are scaled to percent and rounded here, and only here (STYLE: metrics stay full precision in the
+database); the CSV keeps full-precision fractions for anyone who wants to compute on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hsbench.report.leaderboard import AVERAGE, WORST_CASE, metric_names
+from hsbench.report.results import REPORT_METRICS, ReportData
+from hsbench.report.stats import PairedComparison
+
+__all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "format_value", "legend", "dataset_notes",
+           "dataset_cell", "comparison_rows", "metric_cells"]
+
+
+@dataclass(frozen=True)
+class TableInputs:
+    data: ReportData
+    board: pd.DataFrame
+    comparisons: list[PairedComparison]
+
+
+def format_value(mean: float, std: float) -> str:
+    """``71.36 ± 2.12`` (percent, two decimals); ``n/a`` for a missing value."""
+    if mean is None or not np.isfinite(mean):
+        return "n/a"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def legend(data: ReportData) -> str:
+    done = len(data.runs)
+    coverage = f" {done} of {data.expected} cells have a completed run." if data.expected is not None else ""
+    return (
+        "Test metrics in %, mean ± std (sample, ddof = 1) over n seeds. R_µ overall accuracy, R_M mean class "
+        "accuracy, F1_M macro F1, J_M macro IoU (classes absent from target and prediction excluded). Best mean "
+        f"of each block in bold. {AVERAGE}: per seed the mean over the split's datasets, then mean ± std over seeds "
+        f"having every dataset. {WORST_CASE}: per metric the lowest per-dataset mean (± that dataset's std)."
+        + coverage
+    )
+
+
+def dataset_cell(data: ReportData, dataset: str) -> str:
+    """``name (v1)`` (or ``name (<version>)``) for dataset rows; Average / Worst-case rows keep their name."""
+    versions = sorted(set(data.select(dataset=dataset)["dataset_version"].astype(str)))
+    if not versions:
+        return dataset
+    return f"{dataset} ({'/'.join(f'v{v}' if v.isdigit() else v for v in versions)})"
+
+
+def dataset_notes(data: ReportData) -> list[str]:
+    """One line per dataset: version, content fingerprint and the official split fraction splits draw from."""
+    notes = []
+    for dataset in data.datasets:
+        runs = data.select(dataset=dataset)
+        if runs.empty:
+            continue
+        versions = ", ".join(sorted(set(runs["dataset_version"].astype(str))))
+        prints = ", ".join(sorted({str(f)[:12] for f in runs["dataset_fingerprint"]}))
+        card = data.cards.get(dataset)
+        official = next(iter(card.official_splits), None) if card is not None else None
+        split_note = f"; 'official' and 'fraction=p' splits use its official split '{official}'" if official else ""
+        notes.append(f"{dataset}: version {versions}, content fingerprint {prints}{split_note}")
+    return notes
+
+
+def comparison_rows(comparisons: list[PairedComparison]) -> list[list[str]]:
+    rows = []
+    for c in comparisons:
+        ci = "n/a" if not np.isfinite(c.ci_low) else f"[{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]"
+        rows.append([c.split, c.dataset, c.best, c.runner_up, str(c.n), f"{100 * c.mean_difference:+.2f}", ci,
+                     f"{c.wins}/{c.n}", c.verdict])
+    return rows
+
+
+COMPARISON_HEADER = ["split", "dataset", "best", "runner-up", "paired seeds", "Δ J_M (pp)", "95% bootstrap CI",
+                     "seeds won", "verdict"]
+
+
+def metric_cells(row: pd.Series, bold: Callable[[str], str]) -> list[str]:
+    """The four formatted metric values of a leaderboard row, the best ones passed through ``bold``."""
+    out = []
+    for metric in metric_names():
+        text = format_value(row[f"{metric}_mean"], row[f"{metric}_std"])
+        out.append(bold(text) if row.get(f"{metric}_best", False) else text)
+    return out
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_markdown(inputs: TableInputs) -> str:
+    data, board = inputs.data, inputs.board
+    lines = [f"# Leaderboard: {data.name}", ""]
+    if data.description:
+        lines += [data.description, ""]
+    lines += [legend(data), ""]
+    if board.empty:
+        return "\n".join([*lines, "(no completed runs)", ""])
+    header = ["dataset", "strategy", "n", *(title for _, title in REPORT_METRICS)]
+    for split, block in board.groupby("split", sort=False):
+        rows = [[dataset_cell(data, r["dataset"]), r["label"], str(int(r["n"])), *metric_cells(r, lambda t: f"**{t}**")]
+                for _, r in block.iterrows()]
+        lines += [f"## Split `{split}`", "", *_markdown_table(header, rows), ""]
+    if inputs.comparisons:
+        lines += ["## Best vs runner-up (J_M, paired over seeds)", "",
+                  *_markdown_table(COMPARISON_HEADER, comparison_rows(inputs.comparisons)), ""]
+    lines += ["## Datasets", "", *(f"- {note}" for note in dataset_notes(data)), ""]
+    return "\n".join(lines)
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+def render_latex(inputs: TableInputs) -> str:
+    """One booktabs table per split (needs ``\\usepackage{booktabs}``)."""
+    data, board = inputs.data, inputs.board
+    titles = {"R_µ": r"$R_\mu$", "R_M": r"$R_M$", "F1_M": r"$F1_M$", "J_M": r"$J_M$"}
+    out = [f"% Leaderboard {data.name}: generated by hsbench report from the results database."]
+    for split, block in board.groupby("split", sort=False):
+        out += [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{llr" + "r" * len(REPORT_METRICS) + "}",
+                r"\toprule", " & ".join(["Dataset", "Strategy", "$n$", *(titles[t] for _, t in REPORT_METRICS)])
+                + r" \\", r"\midrule"]
+        previous = None
+        for _, r in block.iterrows():
+            if previous is not None and r["dataset"] != previous:
+                out.append(r"\midrule")
+            cells = [c.replace("±", r"$\pm$") for c in metric_cells(r, lambda t: f"\\textbf{{{t}}}")]
+            dataset = "" if r["dataset"] == previous else _tex(dataset_cell(data, r["dataset"]))
+            out.append(" & ".join([dataset, _tex(r["label"]), str(int(r["n"])), *cells]) + r" \\")
+            previous = r["dataset"]
+        out += [r"\bottomrule", r"\end{tabular}",
+                rf"\caption{{{_tex(data.name)}, split \texttt{{{_tex(split)}}}: test metrics in \%, mean $\pm$ std "
+                r"over $n$ seeds; best per block in bold.}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def render_csv(inputs: TableInputs) -> str:
+    """The leaderboard frame itself: fractions at full precision, one row per (split, dataset, strategy)."""
+    board = inputs.board.copy()
+    if board.empty:
+        return ""
+    versions = inputs.data.runs.groupby("dataset")["dataset_version"].agg(lambda v: "/".join(sorted(set(map(str, v)))))
+    board.insert(2, "dataset_version", board["dataset"].map(versions).fillna(""))
+    return board.to_csv(index=False)
+
+
+TABLE_FORMATS: dict[str, Callable[[TableInputs], str]] = {
+    "md": render_markdown,
+    "tex": render_latex,
+    "csv": render_csv,
+}
+"""File suffix -> renderer of ``leaderboard.<suffix>``."""
