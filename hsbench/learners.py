@@ -20,7 +20,7 @@ from hsbench.evaluation import view_miou
 from hsbench.registry import MODELS, lookup
 from hsbench.strategy import RunContext, SplitView
 
-__all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView"]
+__all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView", "TRAINING_DEFAULTS", "engine_config"]
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -107,31 +107,68 @@ def resolve_crop_size(option: int | str | None, card: DatasetCard) -> int | None
     return None if option is None else int(option)
 
 
+TRAINING_DEFAULTS: dict[str, Any] = {
+    # The HS3-Bench recipe (AdamW, lr 1e-3, no weight decay, best val J_M) with epochs cut for CPU.
+    "epochs": 40,
+    "batch_size": 8,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "grad_clip_norm": 1.0,
+    "early_stopping_patience": 15,
+    "hflip_p": None,  # None: the network's recipe (RU-Net 0.1, others 0.0)
+    # With few labelled images an epoch is repeated to at least this many optimiser steps.
+    "min_steps_per_epoch": 4,
+    "crop_size": "auto",  # full images for segmentation datasets, 64-pixel crops for scenes
+}
+"""Training options shared by every strategy that trains a dense network (merge into ``Strategy.defaults``)."""
+
+
+def engine_config(cfg: dict[str, Any], *, hflip_default: float = 0.0, optimizer: str = "adamw") -> EngineConfig:
+    """The engine recipe of the :data:`TRAINING_DEFAULTS` options (``hflip_p`` None -> ``hflip_default``)."""
+    hflip = cfg["hflip_p"]
+    return EngineConfig(
+        epochs=int(cfg["epochs"]),
+        batch_size=int(cfg["batch_size"]),
+        lr=float(cfg["lr"]),
+        weight_decay=float(cfg["weight_decay"]),
+        schedule=str(cfg["schedule"]),
+        grad_clip_norm=cfg["grad_clip_norm"],
+        early_stopping_patience=cfg["early_stopping_patience"],
+        hflip_p=float(hflip_default if hflip is None else hflip),
+        optimizer=optimizer,
+    )
+
+
 class DenseNetworkLearner(Learner):
     """A segmentation network from ``MODELS`` trained by the engine with model selection on val mIoU."""
 
     def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
         model_cls = lookup(MODELS, self.cfg["model"])
-        self.network = model_cls(
+        network = model_cls(
             transform.channels(self.card.num_bands), self.card.num_classes, **dict(self.cfg["model_options"])
-        ).to(self.ctx.device)
-        hflip = self.cfg["hflip_p"]
-        engine_cfg = EngineConfig(
-            epochs=int(self.cfg["epochs"]),
-            batch_size=int(self.cfg["batch_size"]),
-            lr=float(self.cfg["lr"]),
-            weight_decay=float(self.cfg["weight_decay"]),
-            schedule=str(self.cfg["schedule"]),
-            grad_clip_norm=self.cfg["grad_clip_norm"],
-            early_stopping_patience=self.cfg["early_stopping_patience"],
-            hflip_p=float(getattr(model_cls, "recipe_hflip_p", 0.0) if hflip is None else hflip),
         )
-        trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index)
+        return self.fit_network(network, transform, train, val, hflip_default=getattr(model_cls, "recipe_hflip_p", 0.0))
+
+    def fit_network(
+        self,
+        network: torch.nn.Module,
+        transform: Any,
+        train: SplitView,
+        val: SplitView,
+        *,
+        hflip_default: float = 0.0,
+        optimizer: str = "adamw",
+    ) -> dict[str, Any]:
+        """Train ``network`` (its frozen parameters stay as they are) on ``transform(cube)``; facts to store."""
+        self.network = network.to(self.ctx.device)
+        cfg = engine_config(self.cfg, hflip_default=hflip_default, optimizer=optimizer)
+        trainer = Trainer(self.network, cfg, self.ctx, ignore_index=self.card.ignore_index)
         result = trainer.fit(
             TransformedView(
                 train,
                 transform.apply,
-                min_items=int(self.cfg["min_steps_per_epoch"]) * engine_cfg.batch_size,
+                min_items=int(self.cfg["min_steps_per_epoch"]) * cfg.batch_size,
                 crop_size=resolve_crop_size(self.cfg["crop_size"], self.card),
                 rng=self.ctx.seeds.rng("augment"),
             ),
@@ -143,6 +180,8 @@ class DenseNetworkLearner(Learner):
             "epochs_run": result.epochs_run,
             "stopped_reason": result.stopped_reason,
             "parameters": sum(p.numel() for p in self.network.parameters()),
+            "trainable_parameters": sum(p.numel() for p in self.network.parameters() if p.requires_grad),
+            "val_history": [entry["val_score"] for entry in result.history],
         }
 
     @torch.no_grad()

@@ -29,7 +29,7 @@ from hsbench.data.transforms import collect_labelled_pixels
 from hsbench.errors import ConfigError
 from hsbench.features import FeatureCache, FrozenFeatures
 from hsbench.finetune import FinetuneLearner
-from hsbench.learners import DenseNetworkLearner, Learner
+from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner
 from hsbench.models import pixel_mlp  # noqa: F401  (registers the "mlp" head's network)
 from hsbench.models.spectral_fm import SIZES, SpectralFM, fm_config
 from hsbench.models.spectral_fm_import import fm_from_artifact, load_weights_file
@@ -148,17 +148,7 @@ class CrossDomain(Strategy):
         "pretrain_seed": 0,
         "pretrain_options": _PRETRAIN_OPTIONS,  # weight_decay, decoder, norm_target, band views
         "feature_batch_pixels": 8192,
-        # Head training: the in_domain recipe (HS3-Bench: AdamW, lr 1e-3, no weight decay; epochs cut for CPU).
-        "epochs": 40,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "schedule": "cosine",
-        "grad_clip_norm": 1.0,
-        "early_stopping_patience": 15,
-        "hflip_p": None,  # None: the head's recipe (RU-Net 0.1)
-        "min_steps_per_epoch": 4,
-        "crop_size": "auto",  # frozen mode: full images for segmentation datasets, 64-pixel crops for scenes
+        **TRAINING_DEFAULTS,  # the in_domain training recipe (hsbench.learners)
         "max_fit_pixels": 200_000,
         # Fine-tuning: the FM learns at fm_lr_scale x lr, on random crops, validated every few epochs.
         "fm_lr_scale": 0.1,

@@ -31,7 +31,7 @@ from hsbench.adapters import Adapter, build_adapter
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import collect_labelled_pixels
 from hsbench.errors import ConfigError
-from hsbench.learners import DenseNetworkLearner
+from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner
 from hsbench.models.rgb_backbones import RGBBackboneSpec, WeightReport, load_matching, rgb_backbone
 from hsbench.network_learner import NetworkLearner
 from hsbench.options import merge_options
@@ -119,17 +119,7 @@ class CrossModality(Strategy):
         "pretrain_batch_size": 8,
         "pretrain_lr": 1e-3,
         "pretrain_seed": 0,
-        # Target training: the in_domain recipe (HS3-Bench: AdamW, lr 1e-3, no weight decay; epochs cut for CPU).
-        "epochs": 40,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "schedule": "cosine",
-        "grad_clip_norm": 1.0,
-        "early_stopping_patience": 15,
-        "hflip_p": None,  # None: no flips (HS3-Bench's DL3+ recipe)
-        "min_steps_per_epoch": 4,
-        "crop_size": "auto",  # full images for segmentation datasets, 64-pixel crops for scenes
+        **TRAINING_DEFAULTS,  # the in_domain training recipe (hsbench.learners)
         "max_fit_pixels": 200_000,
     }
     smoke_options: ClassVar[list[dict[str, Any]]] = [

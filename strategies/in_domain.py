@@ -14,7 +14,7 @@ import numpy as np
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import PixelTransform, build_transform, collect_labelled_pixels
 from hsbench.errors import ConfigError
-from hsbench.learners import DenseNetworkLearner, Learner, SvmLearner
+from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, SvmLearner
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
 from hsbench.strategy import SplitView, Strategy, StrategySpec
 
@@ -36,18 +36,7 @@ class InDomain(Strategy):
         "model": "runet",
         "input": "standardize",
         "model_options": {},
-        # Training recipe (HS3-Bench: AdamW, lr 1e-3, no weight decay; epochs reduced for CPU).
-        "epochs": 40,
-        "batch_size": 8,
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "schedule": "cosine",
-        "grad_clip_norm": 1.0,
-        "early_stopping_patience": 15,
-        "hflip_p": None,  # None: the model's recipe (RU-Net 0.1, others 0.0)
-        # With few labelled images an epoch is repeated to at least this many optimiser steps.
-        "min_steps_per_epoch": 4,
-        "crop_size": "auto",  # full images for segmentation datasets, 64-pixel crops for scenes
+        **TRAINING_DEFAULTS,  # the in_domain training recipe (hsbench.learners)
         # Pixels used to fit input statistics (uniformly subsampled from the labelled train pixels).
         "max_fit_pixels": 200_000,
         # SVM: C chosen on val from svm_c_grid unless svm_c is set.
