@@ -9,6 +9,7 @@ smaller steps than a freshly initialised head, or the first steps wash out what 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch.nn as nn
 from hsbench.data.transforms import PixelTransform
 from hsbench.engine import OPTIMIZERS, EngineConfig, Trainer
 from hsbench.evaluation import view_miou
-from hsbench.learners import DenseNetworkLearner, TransformedView
+from hsbench.learners import DenseNetworkLearner, TransformedView, engine_config
 from hsbench.registry import MODELS, lookup
 from hsbench.strategy import SplitView
 
@@ -110,13 +111,9 @@ class FinetuneLearner(DenseNetworkLearner):
             param.lr_scale = float(cfg["fm_lr_scale"])
         self.network = FeatureSegmenter(fm, head, self.card.wavelengths_nm, standardize,
                                         eval_batch_pixels=int(cfg["feature_batch_pixels"])).to(self.ctx.device)
-        hflip = cfg["hflip_p"]
-        engine_cfg = EngineConfig(
-            epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
-            weight_decay=float(cfg["weight_decay"]), schedule=str(cfg["schedule"]),
-            grad_clip_norm=cfg["grad_clip_norm"], early_stopping_patience=cfg["early_stopping_patience"],
-            hflip_p=float(getattr(head_cls, "recipe_hflip_p", 0.0) if hflip is None else hflip),
-            optimizer="adamw_lr_scaled", eval_every=int(cfg["finetune_eval_every"]),
+        engine_cfg = dataclasses.replace(
+            engine_config(cfg, hflip_default=getattr(head_cls, "recipe_hflip_p", 0.0), optimizer="adamw_lr_scaled"),
+            eval_every=int(cfg["finetune_eval_every"]),
         )
         trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index)
         result = trainer.fit(
