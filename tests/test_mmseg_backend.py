@@ -53,6 +53,26 @@ model = dict(
     test_cfg=dict(mode='whole'))
 """
 
+# DeepLabV3+ (the HS3-Bench architecture) on the same backbone, as published configs write it: ImageNet weights named
+# by ``pretrained``, which an offline machine cannot download.
+TINY_DEEPLABV3PLUS = """
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    type='EncoderDecoder',
+    pretrained='open-mmlab://resnet18_v1c',
+    data_preprocessor=dict(type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                           bgr_to_rgb=True, pad_val=0, seg_pad_val=255),
+    backbone=dict(type='ResNetV1c', depth=18, stem_channels=8, base_channels=8, num_stages=4, out_indices=(0, 1, 2, 3),
+                  dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=norm_cfg, norm_eval=False, style='pytorch',
+                  contract_dilation=True),
+    decode_head=dict(type='DepthwiseSeparableASPPHead', in_channels=64, in_index=3, channels=16, dilations=(1, 2, 3, 4),
+                     c1_in_channels=8, c1_channels=8, dropout_ratio=0.1, num_classes=19, norm_cfg=norm_cfg,
+                     align_corners=False,
+                     loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
+"""
+
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
@@ -109,3 +129,32 @@ def test_cross_modality_runs_an_mmseg_segmentor(tmp_path: Path, tiny_config: Pat
         RunSpec(tiny_registered["segmentation"], "cross_modality", "fraction=0.5", 0, options))
     assert outcome.status == "completed", outcome.error
     assert outcome.label == "cross_modality/mmseg/pt/prgb"
+
+
+def _without_pretrained(config: str) -> str:
+    return config.replace("    pretrained='open-mmlab://resnet18_v1c',\n", "")
+
+
+@needs_mmseg
+def test_deeplabv3plus_checkpoint_loads_offline_despite_pretrained_url(tmp_path: Path) -> None:
+    offline = tmp_path / "deeplabv3plus_r18-d8_local.py"
+    offline.write_text(_without_pretrained(TINY_DEEPLABV3PLUS))
+    source, _ = build_mmseg_segmentor(offline, 19)
+    checkpoint = tmp_path / "deeplabv3plus_tiny.pth"
+    torch.save({"state_dict": {k.removeprefix("segmentor."): v for k, v in source.state_dict().items()}}, checkpoint)
+
+    published = tmp_path / "deeplabv3plus_r18-d8_cityscapes.py"
+    published.write_text(TINY_DEEPLABV3PLUS)
+    network, report = build_mmseg_segmentor(published, 6, checkpoint=checkpoint)  # no download attempted
+    assert report is not None and report.initialised == []
+    torch.testing.assert_close(network.segmentor.decode_head.c1_bottleneck.conv.weight,
+                               source.segmentor.decode_head.c1_bottleneck.conv.weight)
+    assert network(torch.rand(2, 3, 40, 56)).shape == (2, 6, 40, 56)
+
+
+@needs_mmseg
+def test_unloadable_pretrained_entry_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:
+    config = tmp_path / "deeplabv3plus_missing_backbone.py"
+    config.write_text(TINY_DEEPLABV3PLUS.replace("open-mmlab://resnet18_v1c", str(tmp_path / "resnet18_v1c.pth")))
+    with pytest.raises(ConfigError, match=r"resnet18_v1c\.pth.*could not be loaded.*weights=<checkpoint"):
+        build_mmseg_segmentor(config, 6)

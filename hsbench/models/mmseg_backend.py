@@ -71,6 +71,47 @@ def _set_num_classes(model_cfg: Any, num_classes: int) -> None:
             head["num_classes"] = num_classes
 
 
+def _pretrained_sources(node: Any) -> list[str]:
+    """Where the config's ``pretrained`` keys and ``init_cfg=dict(type='Pretrained')`` entries load weights from."""
+    sources: list[str] = []
+    if isinstance(node, dict):
+        if node.get("pretrained"):
+            sources.append(str(node["pretrained"]))
+        inits = node.get("init_cfg")
+        for init in inits if isinstance(inits, list) else [inits]:
+            if isinstance(init, dict) and init.get("type") == "Pretrained":
+                sources.append(str(init.get("checkpoint")))
+        for key, value in node.items():
+            if key != "init_cfg":
+                sources += _pretrained_sources(value)
+    elif isinstance(node, list):
+        for value in node:
+            sources += _pretrained_sources(value)
+    return sources
+
+
+def _drop_pretrained_init(node: Any) -> None:
+    """Remove ``pretrained`` keys and ``Pretrained`` init entries, in place: the checkpoint given replaces them.
+
+    Published mmseg configs name ImageNet backbone weights (``pretrained='open-mmlab://resnet50_v1c'``); building
+    such a segmentor would download them only to overwrite them with the checkpoint, and fails offline.
+    """
+    if isinstance(node, dict):
+        if "pretrained" in node:
+            node["pretrained"] = None
+        inits = node.get("init_cfg")
+        if isinstance(inits, dict) and inits.get("type") == "Pretrained":
+            node["init_cfg"] = None
+        elif isinstance(inits, list):
+            node["init_cfg"] = [i for i in inits if not (isinstance(i, dict) and i.get("type") == "Pretrained")]
+        for key, value in node.items():
+            if key != "init_cfg":
+                _drop_pretrained_init(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_pretrained_init(value)
+
+
 def _model_config(config: str | Path, num_classes: int) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
     """The config's ``model`` for ``num_classes`` on CPU-friendly norms, and its input mean / std on ``[0, 1]``."""
     from mmengine.config import Config
@@ -113,9 +154,21 @@ def build_mmseg_segmentor(
     from mmseg.registry import MODELS as MMSEG_MODELS
 
     model_cfg, mean, std = _model_config(config, num_classes)
+    if checkpoint is not None:
+        _drop_pretrained_init(model_cfg)
+    sources = _pretrained_sources(model_cfg)
     with DefaultScope.overwrite_default_scope("mmseg"):
         segmentor = MMSEG_MODELS.build(model_cfg)
-    segmentor.init_weights()
+        try:
+            segmentor.init_weights()
+        except Exception as exc:  # noqa: BLE001 - mmengine raises whatever its loaders raise (URLError, OSError...)
+            if not sources:
+                raise
+            raise ConfigError(
+                f"mmseg config {config} initialises from {', '.join(sources)}, which could not be loaded "
+                f"({type(exc).__name__}: {exc}); hsbench runs offline: pass weights=<checkpoint of this config> "
+                "(its pretrained entries are then ignored) or point them at a local file"
+            ) from None
     network = MMSegSegmenter(segmentor, mean=mean, std=std)
     if checkpoint is None:
         return network, None
