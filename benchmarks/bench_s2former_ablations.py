@@ -47,22 +47,26 @@ def run_matrix(runner: Runner, datasets: list[str], seeds: list[int], split: str
 
 
 def format_table(scores: dict[str, dict[str, list[float]]]) -> str:
-    """Markdown: one row per strategy label, one column per dataset plus the per-seed average over datasets."""
+    """Markdown: one row per strategy label, one column per dataset, the per-seed average over datasets, and the
+    paired per-seed differences of that average from ``s2former`` (an ablation's effect, seed by seed)."""
     datasets = list(scores)
-    header = "| strategy | " + " | ".join(datasets) + " | average | vs in_domain |"
-    rows = [header, "|---" * (len(datasets) + 3) + "|"]
+    header = "| strategy | " + " | ".join(datasets) + " | average | vs in_domain | vs s2former, per seed |"
+    rows = [header, "|---" * (len(datasets) + 4) + "|"]
 
-    def cell(values: list[float]) -> str:
-        return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f} (n={len(values)})"
+    def cell(values: list[float]) -> str:  # sample std (ddof = 1), as in hsbench's leaderboards
+        spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+        return f"{100 * np.mean(values):.2f} ± {100 * spread:.2f} (n={len(values)})"
 
-    def average(label: str) -> list[float]:
-        return list(np.mean([scores[d][label] for d in datasets], axis=0))
+    def average(label: str) -> np.ndarray:
+        return np.mean([scores[d][label] for d in datasets], axis=0)
 
     baseline = np.mean(average("in_domain/runet"))
+    reference = average("s2former")
     for label in STRATEGY_SPECS:
         mean = average(label)
         cells = " | ".join(cell(scores[d][label]) for d in datasets)
-        rows.append(f"| {label} | {cells} | {cell(mean)} | {100 * (np.mean(mean) - baseline):+.2f} |")
+        paired = ", ".join(f"{100 * d:+.2f}" for d in mean - reference)
+        rows.append(f"| {label} | {cells} | {cell(list(mean))} | {100 * (np.mean(mean) - baseline):+.2f} | {paired} |")
     return "\n".join(rows)
 
 
