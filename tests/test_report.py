@@ -262,3 +262,22 @@ def test_sweep_plots_come_from_an_optuna_journal(bench, tmp_path) -> None:
     names = {f.png.name for f in files.figures if f.section == "Sweeps"}
     assert names == {"sweep_svm-c_optimization_history.png", "sweep_svm-c_param_importances.png"}
     assert all(f.svg.is_file() for f in files.figures if f.section == "Sweeps")
+
+
+def test_saved_figures_are_byte_reproducible(tmp_path) -> None:
+    """A regenerated report must diff clean: no timestamps, no random SVG ids."""
+    from matplotlib.figure import Figure
+
+    from hsbench.report.figures import save_figure
+
+    def draw() -> Figure:
+        fig = Figure(figsize=(3, 2))
+        ax = fig.add_subplot()
+        ax.fill_between([0, 1], [0, 1], [1, 2], alpha=0.2)  # clip paths and <defs> get hashed ids
+        ax.plot([0, 1], [1, 0], marker="o")
+        return fig
+
+    first = save_figure(draw(), tmp_path / "a", "curve", section="s", title="t")
+    second = save_figure(draw(), tmp_path / "b", "curve", section="s", title="t")
+    assert first.svg.read_bytes() == second.svg.read_bytes()
+    assert first.png.read_bytes() == second.png.read_bytes()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
@@ -53,11 +54,16 @@ def wrap_label(label: str, width: int = 22) -> str:
 
 
 def save_figure(fig: Figure, out_dir: Path, stem: str, *, section: str, title: str) -> FigureFile:
-    """Write ``stem.png`` and ``stem.svg`` (no timestamps in the files, so a regenerated report diffs clean)."""
+    """Write ``stem.png`` and ``stem.svg`` byte for byte reproducibly, so a regenerated report diffs clean.
+
+    Neither file gets a timestamp, and the SVG's element ids are hashed with a fixed salt (the stem) instead of
+    matplotlib's default random one.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
     fig.savefig(png, dpi=_DPI, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(svg, bbox_inches="tight", metadata={"Date": None})
+    with matplotlib.rc_context({"svg.hashsalt": stem}):
+        fig.savefig(svg, bbox_inches="tight", metadata={"Date": None})
     return FigureFile(section, title, png, svg)
 
 
