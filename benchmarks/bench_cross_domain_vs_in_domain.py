@@ -31,6 +31,7 @@ from hsbench.models.spectral_fm import SpectralFM
 from hsbench.models.spectral_fm_import import fm_from_artifact
 from hsbench.pretraining.spectral_mae import pretrained_spectral_fm
 from hsbench.registry import DATASETS, STRATEGIES, lookup
+from hsbench.report.tables import format_over_seeds
 from hsbench.runner import Runner, RunSpec
 from hsbench.seeding import SeedStreams
 from hsbench.splits import make_split
@@ -60,12 +61,10 @@ def format_table(scores: dict[str, dict[str, list[float]]]) -> str:
     labels = list(STRATEGY_SPECS)
     rows = ["| dataset | " + " | ".join(labels) + " | difference |", "|---" * (len(labels) + 2) + "|"]
 
-    def cell(values: list[float]) -> str:
-        return f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f} (n={len(values)})"
-
     for dataset, by_label in [*scores.items(), ("average", _average(scores))]:
         diff = 100 * (np.mean(by_label[labels[1]]) - np.mean(by_label[labels[0]]))
-        rows.append(f"| {dataset} | " + " | ".join(cell(by_label[label]) for label in labels) + f" | {diff:+.2f} |")
+        cells = " | ".join(format_over_seeds(by_label[label]) for label in labels)
+        rows.append(f"| {dataset} | {cells} | {diff:+.2f} |")
     return "\n".join(rows)
 
 

@@ -23,8 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
+from hsbench.report.tables import format_over_seeds
 from hsbench.runner import Runner, RunSpec
 
 STRATEGY_SPECS: dict[str, tuple[str, dict]] = {
@@ -60,11 +59,7 @@ def run_all(
 def format_table(scores: dict[tuple[str, str, str], list[float]], labels: list[str]) -> str:
     rows = ["| dataset | labels | " + " | ".join(labels) + " |", "|---" * (len(labels) + 2) + "|"]
     for dataset, fraction in dict.fromkeys((d, f) for d, f, _ in scores):
-        cells = []
-        for label in labels:
-            values = scores.get((dataset, fraction, label), [])
-            cells.append(f"{100 * np.mean(values):.2f} ± {100 * np.std(values):.2f} (n={len(values)})" if values
-                         else "-")
+        cells = [format_over_seeds(scores.get((dataset, fraction, label), [])) for label in labels]
         rows.append(f"| {dataset} | {100 * float(fraction):g} % | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hsbench.report.tables import format_over_seeds
 from hsbench.runner import Runner, RunSpec
 
 ABLATIONS = ("no_cross_attention", "no_frequency_loss", "no_daft", "no_pretrain")
@@ -53,10 +54,6 @@ def format_table(scores: dict[str, dict[str, list[float]]]) -> str:
     header = "| strategy | " + " | ".join(datasets) + " | average | vs in_domain | vs s2former, per seed |"
     rows = [header, "|---" * (len(datasets) + 4) + "|"]
 
-    def cell(values: list[float]) -> str:  # sample std (ddof = 1), as in hsbench's leaderboards
-        spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
-        return f"{100 * np.mean(values):.2f} ± {100 * spread:.2f} (n={len(values)})"
-
     def average(label: str) -> np.ndarray:
         return np.mean([scores[d][label] for d in datasets], axis=0)
 
@@ -64,9 +61,10 @@ def format_table(scores: dict[str, dict[str, list[float]]]) -> str:
     reference = average("s2former")
     for label in STRATEGY_SPECS:
         mean = average(label)
-        cells = " | ".join(cell(scores[d][label]) for d in datasets)
+        cells = " | ".join(format_over_seeds(scores[d][label]) for d in datasets)
         paired = ", ".join(f"{100 * d:+.2f}" for d in mean - reference)
-        rows.append(f"| {label} | {cells} | {cell(list(mean))} | {100 * (np.mean(mean) - baseline):+.2f} | {paired} |")
+        gap = 100 * (np.mean(mean) - baseline)
+        rows.append(f"| {label} | {cells} | {format_over_seeds(list(mean))} | {gap:+.2f} | {paired} |")
     return "\n".join(rows)
 
 

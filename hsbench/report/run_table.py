@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
+
+from hsbench.report.tables import format_value
 
 __all__ = ["summarize_runs", "format_run_table", "TABLE_METRICS"]
 
@@ -30,12 +31,6 @@ def summarize_runs(rows: Iterable[dict]) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def _cell(mean: float, std: float) -> str:
-    if not np.isfinite(mean):
-        return "n/a"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
 def format_run_table(summary: pd.DataFrame, columns: Sequence[tuple[str, str]] = TABLE_METRICS) -> str:
     """A Markdown table (values x100, mean ± std over seeds, best mIoU per dataset in bold)."""
     if summary.empty:
@@ -46,7 +41,7 @@ def format_run_table(summary: pd.DataFrame, columns: Sequence[tuple[str, str]] =
     for row, best_miou in zip(summary.itertuples(index=False), best):
         cells = [row.dataset, row.split, row.label, str(row.n)]
         for metric, _ in columns:
-            text = _cell(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
+            text = format_value(getattr(row, f"{metric}_mean"), getattr(row, f"{metric}_std"))
             if metric == "miou" and row.miou_mean == best_miou and len(summary) > 1:
                 text = f"**{text}**"
             cells.append(text)

@@ -6,7 +6,7 @@ database); the CSV keeps full-precision fractions for anyone who wants to comput
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +16,8 @@ from hsbench.report.leaderboard import AVERAGE, WORST_CASE, metric_names
 from hsbench.report.results import REPORT_METRICS, ReportData
 from hsbench.report.stats import PairedComparison
 
-__all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "format_value", "legend", "dataset_notes",
-           "dataset_cell", "comparison_rows", "metric_cells"]
+__all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "format_value", "format_over_seeds", "legend",
+           "dataset_notes", "dataset_cell", "comparison_rows", "metric_cells"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,15 @@ def format_value(mean: float, std: float) -> str:
     if mean is None or not np.isfinite(mean):
         return "n/a"
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def format_over_seeds(values: Sequence[float]) -> str:
+    """``71.36 ± 2.12 (n=3)``: mean and sample std (ddof = 1, as in the leaderboards; 0 for one seed) of per-seed
+    values; ``-`` for none."""
+    if len(values) == 0:
+        return "-"
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{format_value(float(np.mean(values)), std)} (n={len(values)})"
 
 
 def legend(data: ReportData) -> str:
