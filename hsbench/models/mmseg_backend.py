@@ -13,6 +13,7 @@ the decode and auxiliary heads) are built for the target's classes and never loa
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,56 @@ def require_mmseg() -> Any:
     return mmseg
 
 
-def _replace_sync_bn(node: Any) -> None:
-    """Every ``SyncBN`` norm config becomes ``BN``, in place."""
+def _config_dicts(node: Any) -> Iterator[dict]:
+    """Every dict of a config tree, parents before children; a caller may edit a dict before its children are read."""
     if isinstance(node, dict):
+        yield node
+        children: Iterable[Any] = list(node.values())
+    elif isinstance(node, (list, tuple)):
+        children = node
+    else:
+        return
+    for child in children:
+        yield from _config_dicts(child)
+
+
+def _replace_sync_bn(model_cfg: Any) -> None:
+    """Every ``SyncBN`` norm config becomes ``BN``, in place."""
+    for node in _config_dicts(model_cfg):
         if node.get("type") == "SyncBN":
             node["type"] = "BN"
-        for value in node.values():
-            _replace_sync_bn(value)
-    elif isinstance(node, list):
-        for value in node:
-            _replace_sync_bn(value)
+
+
+def _is_pretrained_init(init: Any) -> bool:
+    return isinstance(init, dict) and init.get("type") == "Pretrained"
+
+
+def _pretrained_sources(model_cfg: Any) -> list[str]:
+    """Where the config's ``pretrained`` keys and ``init_cfg=dict(type='Pretrained')`` entries load weights from."""
+    sources: list[str] = []
+    for node in _config_dicts(model_cfg):
+        if node.get("pretrained"):
+            sources.append(str(node["pretrained"]))
+        inits = node.get("init_cfg")
+        sources += [str(i.get("checkpoint")) for i in (inits if isinstance(inits, list) else [inits])
+                    if _is_pretrained_init(i)]
+    return sources
+
+
+def _drop_pretrained_init(model_cfg: Any) -> None:
+    """Remove ``pretrained`` keys and ``Pretrained`` init entries, in place: the checkpoint given replaces them.
+
+    Published mmseg configs name ImageNet backbone weights (``pretrained='open-mmlab://resnet50_v1c'``); building
+    such a segmentor would download them only to overwrite them with the checkpoint, and fails offline.
+    """
+    for node in _config_dicts(model_cfg):
+        if "pretrained" in node:
+            node["pretrained"] = None
+        inits = node.get("init_cfg")
+        if _is_pretrained_init(inits):
+            node["init_cfg"] = None
+        elif isinstance(inits, list):
+            node["init_cfg"] = [i for i in inits if not _is_pretrained_init(i)]
 
 
 def _set_num_classes(model_cfg: Any, num_classes: int) -> None:
