@@ -25,7 +25,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hsbench.claims import CellClaims, ClaimedCell, Heartbeat, WorkerId
 from hsbench.errors import ConfigError, HsbenchError
-from hsbench.store import ResultsStore
+from hsbench.store import ResultsStore, default_database
 from hsbench.suite import Cell, Suite
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class BenchmarkConfig:
 
     @property
     def database(self) -> str | Path:
-        return self.db or Path(self.results_dir) / "hsbench.db"
+        return default_database(self.results_dir, self.db)
 
 
 @dataclass
@@ -210,7 +210,9 @@ def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threa
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     torch.set_num_threads(threads)
-    _register_user_datasets(config.data_root)  # the parent's registrations do not survive spawn
+    from hsbench.data.scenes import register_user_datasets
+
+    register_user_datasets(config.data_root)  # the parent's registrations do not survive spawn
     if config.worker_init is not None:
         config.worker_init()
     try:
@@ -219,13 +221,6 @@ def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threa
         pass
 
 
-def _register_user_datasets(data_root: Path | None) -> None:
-    from hsbench.data.paths import data_root_from
-    from hsbench.data.scenes import register_user_datasets
-    from hsbench.registry import DATASETS, names
-
-    names(DATASETS)  # built-ins first, as the command line does, so a clashing user name is reported
-    register_user_datasets(data_root_from(data_root))
 
 
 class _ProgressBar:

@@ -205,23 +205,15 @@ def _configure_logging(verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def _register_user_datasets(args: argparse.Namespace) -> None:
-    """Datasets described by YAML configs under ``<data root>/configs`` or ``$HSBENCH_DATASET_CONFIGS``."""
-    from hsbench.data.paths import data_root_from
-    from hsbench.data.scenes import register_user_datasets
-    from hsbench.registry import DATASETS, names
-
-    names(DATASETS)  # built-ins first, so a clashing user name is reported rather than shadowing one
-    register_user_datasets(data_root_from(getattr(args, "data_root", None)))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hsbench`` console script."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     os.environ.setdefault("TQDM_MININTERVAL", "1")
     try:
-        _register_user_datasets(args)
+        from hsbench.data.scenes import register_user_datasets
+
+        register_user_datasets(getattr(args, "data_root", None))  # YAML-described datasets, before any lookup
         return COMMANDS[args.command](args)
     except HsbenchError as exc:
         print(f"hsbench: error: {exc}", file=sys.stderr)

@@ -63,9 +63,9 @@ def _sweep_storage(args: argparse.Namespace) -> str | None:
 
 def _write_report(args: argparse.Namespace, suite) -> Path:
     from hsbench.report import load_all_results, load_suite_results, write_report
-    from hsbench.store import ResultsStore
+    from hsbench.store import ResultsStore, default_database
 
-    store = ResultsStore(args.db or Path(args.results) / "hsbench.db")
+    store = ResultsStore(default_database(args.results, args.db))
     if suite is None:
         data = load_all_results(store, sweep_storage=_sweep_storage(args))
     else:
@@ -87,10 +87,10 @@ def _print_suites() -> None:
 
 def _print_matrix(args: argparse.Namespace, suite) -> None:
     from hsbench.claims import CellClaims
-    from hsbench.store import ResultsStore
+    from hsbench.store import ResultsStore, default_database
 
     cells = suite.cells()
-    store = ResultsStore(args.db or Path(args.results) / "hsbench.db")
+    store = ResultsStore(default_database(args.results, args.db))
     states = CellClaims(store.engine).count_states(suite.name, {c.cell_id for c in cells})
     print(f"suite {suite.name} ({suite.source}): {len(cells)} cells = {len(suite.seeds)} seeds x "
           f"{len(suite.variants)} strategies x dataset/split pairs "

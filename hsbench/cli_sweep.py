@@ -56,10 +56,11 @@ def add_sweep_parser(subparsers: Any) -> None:
 
 def _worker_setup(verbose: bool, data_root: Path | None) -> None:
     """What ``hsbench.cli.main`` does before a command, repeated in each spawned worker process."""
-    from hsbench.cli import _configure_logging, _register_user_datasets
+    from hsbench.cli import _configure_logging
+    from hsbench.data.scenes import register_user_datasets
 
     _configure_logging(verbose)
-    _register_user_datasets(argparse.Namespace(data_root=data_root))
+    register_user_datasets(data_root)
 
 
 def _definition(args: argparse.Namespace) -> Any:

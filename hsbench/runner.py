@@ -27,13 +27,13 @@ from hsbench.distributed import is_main_process, rank
 from hsbench.errors import HsbenchError
 from hsbench.evaluation import confusion_on_view
 from hsbench.metrics import compute_metrics, per_class_metrics
-from hsbench.options import config_hash, merge_options
+from hsbench.options import config_hash
 from hsbench.provenance import git_commit
-from hsbench.registry import DATASETS, STRATEGIES, lookup
+from hsbench.registry import DATASETS, lookup
 from hsbench.seeding import SeedStreams
 from hsbench.splits import Split, make_split, parse_split_spec
-from hsbench.store import ResultsStore
-from hsbench.strategy import RunContext, SplitView, Strategy
+from hsbench.store import ResultsStore, default_database
+from hsbench.strategy import RunContext, SplitView, Strategy, resolve_strategy
 from hsbench.visualize import save_prediction_panel
 from hsbench.zoo import Zoo
 
@@ -125,13 +125,16 @@ class Runner:
         num_prediction_images: int = 3,
     ) -> None:
         self.results_dir = Path(results_dir)
-        self.store = ResultsStore(db or self.results_dir / "hsbench.db")
+        self.store = ResultsStore(default_database(self.results_dir, db))
         self.data_root = data_root
         self.device = device or torch.device("cpu")
         self.progress = progress
         self.force = force
         self.num_prediction_images = num_prediction_images
         self._datasets: dict[str, Dataset] = {}
+        # The last split made: consecutive runs of one (dataset, split, seed) cell, e.g. a benchmark's variants or
+        # a sweep's trials, share it instead of re-reading every label image. One entry bounds the memory.
+        self._last_split: tuple[tuple[str, str, int], Split] | None = None
 
     def dataset(self, name: str) -> Dataset:
         if name not in self._datasets:
@@ -139,19 +142,20 @@ class Runner:
             self._datasets[name] = provider.open(data_root=self.data_root)
         return self._datasets[name]
 
-    def resolve(self, spec: RunSpec) -> tuple[type[Strategy], dict[str, Any]]:
-        strategy_cls = lookup(STRATEGIES, spec.strategy)
-        options = merge_options(strategy_cls.defaults, spec.options, owner=f"strategy {spec.strategy!r}")
-        return strategy_cls, options
+    def _split(self, dataset: Dataset, spec: RunSpec) -> Split:
+        key = (spec.dataset, spec.split, spec.seed)
+        if self._last_split is None or self._last_split[0] != key:
+            self._last_split = (key, make_split(dataset, spec.split, spec.seed))
+        return self._last_split[1]
 
     def _prepare(self, spec: RunSpec, timer: _PhaseTimer) -> _Prepared:
         """Resolve options, open the dataset and make the split; the run id hashes all of it."""
-        strategy_cls, options = self.resolve(spec)  # option typos fail before any data is read
+        strategy_cls, options = resolve_strategy(spec.strategy, spec.options)  # typos fail before data is read
         parse_split_spec(spec.split)
         with timer.phase("load"):
             dataset = self.dataset(spec.dataset)
         with timer.phase("split"):
-            split = make_split(dataset, spec.split, spec.seed)
+            split = self._split(dataset, spec)
         config = {
             "dataset": spec.dataset,
             "dataset_fingerprint": dataset.fingerprint,
@@ -181,6 +185,7 @@ class Runner:
         if run_dir.exists():  # leftovers of an interrupted or failed attempt
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
+        commit = git_commit()
         self.store.begin(
             run_id,
             {
@@ -188,12 +193,12 @@ class Runner:
                 "strategy_label": prepared.label,
                 "config": prepared.config,
                 "hsbench_version": hsbench.__version__,
-                "git_commit": git_commit(),
+                "git_commit": commit,
                 "device": str(self.device),
                 "run_dir": str(run_dir.resolve()),
             },
         )
-        return self._execute(spec, prepared, run_dir, timer)
+        return self._execute(spec, prepared, run_dir, timer, commit=commit)
 
     def validate(
         self, spec: RunSpec, *, run_dir: Path, epoch_callback: Callable[[int, float], None] | None = None
@@ -262,7 +267,10 @@ class Runner:
             facts = dict(strategy.fit(train, val) or {})
         return strategy, facts
 
-    def _execute(self, spec: RunSpec, prepared: _Prepared, run_dir: Path, timer: _PhaseTimer) -> RunOutcome:
+    def _execute(
+        self, spec: RunSpec, prepared: _Prepared, run_dir: Path, timer: _PhaseTimer, *, commit: str | None = None
+    ) -> RunOutcome:
+        """Fit, evaluate and record; ``commit`` (the main process's) goes into ``config.json``."""
         main = is_main_process()
         run_id, label, dataset, split = prepared.run_id, prepared.label, prepared.dataset, prepared.split
         run_log = logging.getLogger(f"hsbench.run.{run_id}")
@@ -274,7 +282,7 @@ class Runner:
             if main:
                 (run_dir / "config.json").write_text(
                     json.dumps({**prepared.config, "hsbench_version": hsbench.__version__,
-                                "git_commit": git_commit()}, indent=2)
+                                "git_commit": commit}, indent=2)
                 )
                 split.save(run_dir / "split")
             strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer)

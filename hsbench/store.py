@@ -152,6 +152,11 @@ def _float_or_none(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+
+def default_database(results_dir: str | Path, db: str | Path | None = None) -> str | Path:
+    """``db`` when given (a URL or SQLite path), else ``<results_dir>/hsbench.db``."""
+    return db or Path(results_dir) / "hsbench.db"
+
 class ResultsStore:
     """Reads and writes runs; reports read only through here."""
 

@@ -15,7 +15,7 @@ Rules every strategy follows (the registry-driven tests check what they can):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +25,8 @@ import torch
 
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Dataset, Sample
+from hsbench.options import merge_options
+from hsbench.registry import STRATEGIES, lookup
 from hsbench.seeding import SeedStreams
 
 __all__ = ["Strategy", "RunContext", "SplitView", "StrategySpec"]
@@ -153,3 +155,13 @@ class Strategy:
         ``options`` are the fixed options of the sweep (e.g. which model), so that the space can depend on them.
         """
         return {}
+
+
+def resolve_strategy(name: str, options: Mapping[str, Any]) -> tuple[type[Strategy], dict[str, Any]]:
+    """The registered strategy class and its defaults with ``options`` applied.
+
+    Raises:
+        UnknownNameError: no strategy of that name; ConfigError: an option key the strategy does not have.
+    """
+    strategy_cls = lookup(STRATEGIES, name)
+    return strategy_cls, merge_options(strategy_cls.defaults, options, owner=f"strategy {name!r}")

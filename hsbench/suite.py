@@ -30,10 +30,11 @@ from typing import Any
 import yaml
 
 from hsbench.errors import ConfigError, UnknownNameError
-from hsbench.options import config_hash, merge_options
-from hsbench.registry import DATASETS, STRATEGIES, lookup
+from hsbench.options import config_hash
+from hsbench.registry import DATASETS, lookup
 from hsbench.runner import RunSpec
 from hsbench.splits import parse_split_spec
+from hsbench.strategy import resolve_strategy
 
 __all__ = ["Cell", "DatasetEntry", "Suite", "Variant", "load_suite", "shipped_suites"]
 
@@ -117,7 +118,7 @@ class Suite:
                 for split in self.splits_of(entry):
                     for variant in self.variants:
                         options = {**entry.options, **variant.options}
-                        resolved = _resolve_options(variant.strategy, options)
+                        resolved = resolve_strategy(variant.strategy, options)[1]
                         key = {"dataset": entry.name, "strategy": variant.strategy, "options": resolved,
                                "split": split, "seed": seed}
                         yield Cell(self.name, position, entry.name, variant.strategy, variant.label, split, seed,
@@ -244,15 +245,9 @@ def _parse_variant(item: Any, source: str) -> Variant:
     _reject_unknown(item, _VARIANT_KEYS, f"suite {source} strategy {item.get('strategy')!r}")
     strategy = str(item["strategy"])
     options = dict(item.get("options") or {})
-    resolved = _resolve_options(strategy, options)
-    label = str(item.get("label") or lookup(STRATEGIES, strategy).label(resolved))
+    strategy_cls, resolved = resolve_strategy(strategy, options)
+    label = str(item.get("label") or strategy_cls.label(resolved))
     return Variant(strategy, label, options)
-
-
-def _resolve_options(strategy: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The strategy's defaults with ``options`` applied; an unregistered strategy or unknown key raises."""
-    strategy_cls = lookup(STRATEGIES, strategy)
-    return merge_options(strategy_cls.defaults, options, owner=f"strategy {strategy!r}")
 
 
 def _check_combinations(suite: Suite) -> None:
@@ -264,4 +259,4 @@ def _check_combinations(suite: Suite) -> None:
             if spec.kind == "official":
                 card.official(spec.name)
         for variant in suite.variants:
-            _resolve_options(variant.strategy, {**entry.options, **variant.options})
+            resolve_strategy(variant.strategy, {**entry.options, **variant.options})

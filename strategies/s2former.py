@@ -21,6 +21,7 @@ across seeds).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ from hsbench.data.dataset import Sample
 from hsbench.data.transforms import PixelTransform
 from hsbench.engine import EngineConfig, Trainer
 from hsbench.evaluation import view_miou
+from hsbench.learners import engine_config
 from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder, S2FormerSegmenter
 from hsbench.models.s2former_daft import DaftConfig, DaftSegmenter, daft_loss
 from hsbench.pretraining.s2former_ssl import S2FormerSSLRecipe
@@ -195,13 +197,9 @@ class S2Former(Strategy):
         return DaftSegmenter(segmenter, DaftConfig(total_steps=steps, **dict(self.cfg["daft_options"])), generator)
 
     def engine_config(self) -> EngineConfig:
-        cfg = self.cfg
-        return EngineConfig(
-            epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
-            weight_decay=float(cfg["weight_decay"]), optimizer="adamw_lr_scaled", schedule="cosine",
-            grad_clip_norm=cfg["grad_clip_norm"], early_stopping_patience=cfg["early_stopping_patience"],
-            eval_every=int(cfg["eval_every"]), hflip_p=float(cfg["hflip_p"]),
-        )
+        """The shared recipe with a cosine schedule and the encoder's scaled LR, evaluated every ``eval_every``."""
+        recipe = engine_config({**self.cfg, "schedule": "cosine"}, optimizer="adamw_lr_scaled")
+        return dataclasses.replace(recipe, eval_every=int(self.cfg["eval_every"]))
 
     def training_tiles(self, train: SplitView) -> LabelledTiles:
         """Tiles around labelled train pixels, drawn on the run's ``augment`` stream."""

@@ -96,10 +96,11 @@ class Dataset:
         fingerprint: str,
         prevalidated: bool = False,
     ) -> None:
-        if len(set(sample_ids)) != len(sample_ids):
+        self.sample_ids: tuple[str, ...] = tuple(sample_ids)
+        self._index = frozenset(self.sample_ids)
+        if len(self._index) != len(self.sample_ids):
             raise ValueError(f"{card.name}: duplicate sample ids")
         self.card = card
-        self.sample_ids: tuple[str, ...] = tuple(sample_ids)
         self._loader = loader
         self.fingerprint = fingerprint
         self.prevalidated = prevalidated
@@ -119,13 +120,6 @@ class Dataset:
             raise DataError(f"{self.card.name}: no sample named {sample_id!r}")
         sample = self._loader(sample_id)
         return sample if self.prevalidated else validate_sample(sample, self.card)
-
-    @property
-    def _index(self) -> frozenset[str]:
-        idx = self.__dict__.get("_index_cache")
-        if idx is None:
-            idx = self.__dict__["_index_cache"] = frozenset(self.sample_ids)
-        return idx
 
 
 def array_digest(*arrays: np.ndarray) -> str:

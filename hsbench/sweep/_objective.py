@@ -10,8 +10,8 @@ from typing import Any
 
 import optuna
 
-from hsbench.registry import STRATEGIES, lookup
 from hsbench.runner import Runner
+from hsbench.strategy import resolve_strategy
 from hsbench.sweep._space import PinnedTrial, pinned_parameters, trial_options
 from hsbench.sweep._study import SweepDefinition
 
@@ -41,8 +41,7 @@ def make_objective(
     Each trial fits through :meth:`Runner.validate` (no test view, nothing stored among runs); its log goes to
     ``trials_dir/trial-NNNN/log.txt`` and its work files are deleted afterwards.
     """
-    strategy_cls = lookup(STRATEGIES, definition.strategy)
-    _, options = runner.resolve(definition.run_spec(definition.overrides))
+    strategy_cls, options = resolve_strategy(definition.strategy, definition.overrides)
     pinned = pinned_parameters(strategy_cls, options, definition.overrides)
 
     def objective(trial: optuna.Trial) -> float:

@@ -159,6 +159,9 @@ def register_user_datasets(data_root: Path | None = None) -> list[str]:
     Raises:
         ConfigError: the first malformed config (naming the file and the field), or two configs sharing a name.
     """
+    from hsbench.registry import names as registered_names
+
+    registered_names(DATASETS)  # built-ins first, so a clashing user name is reported rather than shadowing one
     names = []
     for path in config_paths(data_root):
         if path in _registered_from:
