@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -165,15 +166,23 @@ class ResultsStore:
         self.engine: Engine = create_engine(self.url, future=True, **_engine_options(self.url))
         self._create_schema()
 
-    def _create_schema(self) -> None:
-        """Create missing tables; tolerate another process creating them at the same moment."""
-        try:
-            _meta.create_all(self.engine)
-        except DBAPIError:
-            # Several processes (torchrun ranks, benchmark workers) may race on CREATE TABLE: if the
-            # tables now exist, someone else won the race; otherwise the error is real.
-            if not set(_meta.tables) <= set(inspect(self.engine).get_table_names()):
-                raise
+    def _create_schema(self, attempts: int = 5) -> None:
+        """Create missing tables; tolerate other processes creating them at the same moment.
+
+        Several processes (torchrun ranks, benchmark and sweep workers) may race on ``CREATE TABLE``. The loser's
+        ``create_all`` fails on the first table the winner made while the winner may still be creating the next
+        ones, so the loser tries again (``create_all`` skips existing tables); an error that persists is real.
+        """
+        for attempt in range(attempts):
+            try:
+                _meta.create_all(self.engine)
+                break
+            except DBAPIError:
+                if set(_meta.tables) <= set(inspect(self.engine).get_table_names()):
+                    break  # someone else created everything
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         _add_missing_columns(self.engine)
 
     def get(self, run_id: str) -> RunRecord | None:

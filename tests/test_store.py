@@ -60,3 +60,29 @@ def test_failed_run_keeps_its_traceback(tmp_path) -> None:
     store.fail("r1", "Traceback ...\nValueError: boom")
     record = store.get("r1")
     assert record.status == "failed" and "ValueError: boom" in record.error
+
+
+def _open_store_after(barrier, path) -> None:
+    barrier.wait()
+    ResultsStore(path)  # an exception exits the child with code 1
+
+
+def test_processes_racing_to_create_the_schema_all_succeed(tmp_path) -> None:
+    """torchrun ranks and workers open a fresh database at the same moment; none may fail on CREATE TABLE."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    exit_codes = []
+    for trial in range(15):
+        barrier = ctx.Barrier(6)
+        path = tmp_path / f"race-{trial}.db"
+        children = [ctx.Process(target=_open_store_after, args=(barrier, path)) for _ in range(6)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(60)
+            exit_codes.append(child.exitcode)
+    assert exit_codes == [0] * len(exit_codes)
+    from sqlalchemy import inspect
+
+    assert "runs" in inspect(ResultsStore(tmp_path / "race-0.db").engine).get_table_names()
