@@ -115,7 +115,8 @@ def harness_loader(dataset, seed: int):
     transform = build_transform("standardize").fit(pixels)
     del first
     view = SplitView(dataset, dict.fromkeys(dataset.sample_ids), "train")
-    return TransformedView(view, transform.apply, crop_size=CROP, rng=np.random.default_rng(seed), cache_bytes=0)
+    return TransformedView(view, transform.apply, out_channels=transform.channels(BANDS), crop_size=CROP,
+                           rng=np.random.default_rng(seed), cache_bytes=0)
 
 
 def child(data_root: Path, loader_name: str, epochs: int, seed: int) -> None:

@@ -117,7 +117,8 @@ class FinetuneLearner(DenseNetworkLearner):
         )
         trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index)
         result = trainer.fit(
-            TransformedView(train, _float32, min_items=int(cfg["min_steps_per_epoch"]) * engine_cfg.batch_size,
+            TransformedView(train, _float32, out_channels=self.card.num_bands,
+                            min_items=int(cfg["min_steps_per_epoch"]) * engine_cfg.batch_size,
                             crop_size=int(cfg["finetune_crop_size"]), rng=self.ctx.seeds.rng("augment")),
             evaluate=lambda _model: view_miou(lambda s: self.predict(_float32(s.cube)), val),
         )

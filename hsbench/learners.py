@@ -59,13 +59,14 @@ class TransformedView(torch.utils.data.Dataset):
         view: SplitView,
         transform: Callable[[np.ndarray], np.ndarray],
         *,
+        out_channels: int,
         min_items: int = 0,
         crop_size: int | None = None,
         rng: np.random.Generator | None = None,
         cache_bytes: int = 2**30,
     ) -> None:
         self.view, self.transform, self.ids = view, transform, list(view.sample_ids)
-        self.out_channels = int(transform(np.zeros((view.card.num_bands, 1, 1), np.float32)).shape[0])
+        self.out_channels = out_channels  # sizes the cache budget; the transform's own channels(num_bands)
         self.length = max(len(self.ids), min_items)
         self.crop_size, self.rng = crop_size, rng or np.random.default_rng(0)
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -168,6 +169,7 @@ class DenseNetworkLearner(Learner):
             TransformedView(
                 train,
                 transform.apply,
+                out_channels=transform.channels(self.card.num_bands),
                 min_items=int(self.cfg["min_steps_per_epoch"]) * cfg.batch_size,
                 crop_size=resolve_crop_size(self.cfg["crop_size"], self.card),
                 rng=self.ctx.seeds.rng("augment"),

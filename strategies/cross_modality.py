@@ -33,7 +33,6 @@ from hsbench.data.transforms import collect_labelled_pixels
 from hsbench.errors import ConfigError
 from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner
 from hsbench.models.rgb_backbones import RGBBackboneSpec, WeightReport, load_matching, rgb_backbone
-from hsbench.network_learner import NetworkLearner
 from hsbench.options import merge_options
 from hsbench.pretraining.synthetic_rgb import SyntheticRGBRecipe, pretrained_rgb_network
 from hsbench.registry import STRATEGIES
@@ -137,7 +136,7 @@ class CrossModality(Strategy):
             self.backbone.default_options, dict(cfg["backbone_options"]), owner=f"backbone {self.backbone.name!r}"
         )
         self.adapter: Adapter = build_adapter(str(cfg["adapter"]), card, dict(cfg["adapter_options"]))
-        self.learner = NetworkLearner(cfg, ctx, card)
+        self.learner = DenseNetworkLearner(cfg, ctx, card)  # trains the network this strategy builds
 
     @classmethod
     def label(cls, options: dict[str, Any]) -> str:

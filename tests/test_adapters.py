@@ -117,14 +117,14 @@ def test_learned_adapter_starts_as_pseudo_rgb_and_trains(tiny_dataset) -> None:
 
 
 def test_strategy_fits_the_adapter_on_labelled_train_pixels_only(tmp_path, tiny_dataset, monkeypatch) -> None:
-    from hsbench.network_learner import NetworkLearner
+    from hsbench.learners import DenseNetworkLearner
     from strategies.cross_modality import CrossModality
 
     loaded: list[str] = []
     load = tiny_dataset.load
     monkeypatch.setattr(tiny_dataset, "load", lambda sample_id: loaded.append(sample_id) or load(sample_id))
     monkeypatch.setattr(CrossModality, "pretrained_network", lambda self: (torch.nn.Conv2d(3, 4, 1), {}))
-    monkeypatch.setattr(NetworkLearner, "fit_network", lambda self, *args, **kwargs: {})
+    monkeypatch.setattr(DenseNetworkLearner, "fit_network", lambda self, *args, **kwargs: {})
 
     split = tiny_dataset.card.official()
     train_masks = {i: np.random.default_rng(1).random((24, 32)) < 0.3 for i in split.train}

@@ -27,8 +27,8 @@ import torch
 from hsbench.adapters import build_adapter
 from hsbench.data.transforms import collect_labelled_pixels
 from hsbench.errors import ConfigError
+from hsbench.learners import DenseNetworkLearner
 from hsbench.models.rgb_backbones import rgb_backbone
-from hsbench.network_learner import NetworkLearner
 from hsbench.registry import DATASETS, lookup
 from hsbench.seeding import SeedStreams
 from hsbench.strategy import RunContext, SplitView
@@ -80,7 +80,7 @@ class SyntheticRGBRecipe:
         return {"kind": "synthetic_rgb_segmentation", **dataclasses.asdict(self)}
 
     def training_options(self) -> dict[str, Any]:
-        """The shared training options (:func:`hsbench.network_learner.engine_config`) of this recipe."""
+        """The shared training options (:func:`hsbench.learners.engine_config`) of this recipe."""
         return {
             "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "weight_decay": 0.0,
             "schedule": "cosine", "grad_clip_norm": 1.0, "early_stopping_patience": None, "hflip_p": self.hflip_p,
@@ -103,7 +103,7 @@ def pretrain_synthetic_rgb(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seeds.int_seed("init"))
         network = rgb_backbone(recipe.backbone).build(card.num_classes, dict(recipe.backbone_options))
-        learner = NetworkLearner(recipe.training_options(), ctx, card)
+        learner = DenseNetworkLearner(recipe.training_options(), ctx, card)
         start = time.perf_counter()
         facts = learner.fit_network(network, adapter, train, val)
     state = network.state_dict()
