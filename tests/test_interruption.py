@@ -44,3 +44,36 @@ def test_sigkilled_run_is_redone_without_duplicates(tmp_path, tiny_registered) -
     counts = store.count_rows()
     assert counts["runs"] == 1 and counts["confusions"] == 2
     assert store.runs().iloc[0]["run_id"] == outcome.run_id
+
+
+def _pretrain_command(zoo: Path, epochs: int) -> list[str]:
+    return [sys.executable, "-m", "hsbench", "pretrain", "spectral_fm", "--zoo", str(zoo), "--epochs", str(epochs),
+            "--pixels", "2048", "--fm-options", "dim=16", "depth=1", "heads=2",
+            "--source-options", "num_images=4", "--device", "cpu", "--no-progress"]
+
+
+def test_sigkilled_pretraining_leaves_no_artifact_and_the_next_call_builds_it(tmp_path) -> None:
+    """SIGKILL mid-pretrain: the zoo holds nothing (no half-written artifact); the next call trains and stores it."""
+    from hsbench.zoo import Zoo
+
+    zoo = tmp_path / "zoo"
+    env = {**os.environ, "HSBENCH_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(_pretrain_command(zoo, epochs=10_000), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(zoo.glob(".*.lock")):  # the build lock is taken right before training starts
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "pretraining never started"
+            time.sleep(0.2)
+        time.sleep(2.0)  # well inside the 10,000 epochs
+        assert proc.poll() is None, "pretraining ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert Zoo(zoo).artifacts() == []
+    assert not [p for p in zoo.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
+    done = subprocess.run(_pretrain_command(zoo, epochs=1), env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(Zoo(zoo).artifacts()) == 1
