@@ -22,6 +22,7 @@ from hsbench.errors import ConfigError
 __all__ = ["MAX_NAME_LENGTH", "check_name", "path_component", "name_from_component", "inside"]
 
 MAX_NAME_LENGTH = 128
+MAX_COMPONENT_BYTES = 240  # file systems allow 255 bytes per name; the rest is room for suffixes like ".png"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.,=+-]*")
 _SAFE_CHARS = "_.,=+-"  # kept as they are by path_component (letters and digits always are)
 
@@ -52,6 +53,8 @@ def _suggest(name: str) -> str:
 def path_component(name: str) -> str:
     """Encode any name as one safe path component, reversibly (see :func:`name_from_component`).
 
+    A name whose encoding would not fit in a file name (over 240 bytes) is a :class:`ConfigError` instead.
+
     Names that already pass :func:`check_name` come back unchanged, so ordinary sample ids keep their file names.
     """
     if len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) and ".." not in name:
@@ -60,6 +63,9 @@ def path_component(name: str) -> str:
     encoded = encoded.replace(".", "%2E") if encoded.startswith(".") or ".." in encoded else encoded
     if not encoded:
         return "%"  # the empty name still needs a file name; a lone "%" is never the encoding of a real name
+    if len(encoded.encode()) > MAX_COMPONENT_BYTES:
+        raise ConfigError(f"name {name[:40]!r}... is too long to become a file name ({len(encoded.encode())} bytes "
+                          f"once encoded, at most {MAX_COMPONENT_BYTES}); shorten it")
     return encoded
 
 
