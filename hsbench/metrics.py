@@ -10,9 +10,9 @@ A class with no target pixel and no predicted pixel (row and column sum zero) ha
 values and does not enter any macro average (the HS3-Bench / torchmetrics convention): a split that happens to
 lack a class is scored as if the class did not exist.
 
-A class that is predicted but has no target pixel gets IoU 0 and F1 0, and these zeros do enter ``miou`` and
-``mf1``. Its recall is 0/0 and stays NaN, so it does not enter ``macc``. See :func:`macc` for why, and for how
-this differs from scikit-learn's ``recall_score`` and from torchmetrics.
+A class that is predicted but has no target pixel counts as 0: IoU 0, F1 0 and recall 0 (not the undefined
+0/0), and these zeros enter ``miou``, ``mf1`` and ``macc`` (the HS3-Bench / torchmetrics convention). See
+:func:`macc` for how this differs from scikit-learn's ``balanced_accuracy_score``.
 
 Values are stored at full precision as fractions in [0, 1]; rounding and percentages belong to reports.
 """

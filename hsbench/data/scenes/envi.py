@@ -108,20 +108,34 @@ def read_envi_header(path: Path) -> EnviHeader:
 
 
 def _open_image(path: Path) -> Any:
-    """``spectral`` image object, with a DataError when the data file is missing or shorter than the header says."""
+    """``spectral`` image object, with a DataError when the data file is missing or not the size the header says."""
     header = read_envi_header(path)
     try:
         image = envi.open(str(path))
     except Exception as exc:  # EnviDataFileNotFoundError, unsupported data types, malformed fields
         raise DataError(f"{path}: cannot open the ENVI image ({type(exc).__name__}: {exc})") from exc
-    bands, lines, samples = header.shape
-    needed = int(getattr(image, "offset", 0)) + bands * lines * samples * np.dtype(image.dtype).itemsize
-    size = os.path.getsize(image.filename)
-    if size < needed:
-        raise DataError(
-            f"{image.filename}: data file has {size} bytes, the header {path.name} needs {needed} (truncated?)"
-        )
+    _check_data_size(image, header)
     return image
+
+
+def _check_data_size(image: Any, header: EnviHeader) -> None:
+    """Exact size check: a data file longer than its header says is as wrong as a shorter one.
+
+    A header that understates bands, lines or samples would otherwise be read as a valid, smaller image (a BSQ
+    file silently loses bands, BIL / BIP files are scrambled), so both directions are one error.
+    """
+    bands, lines, samples = header.shape
+    itemsize = np.dtype(image.dtype).itemsize
+    offset = int(getattr(image, "offset", 0))
+    expected = offset + bands * lines * samples * itemsize
+    size = os.path.getsize(image.filename)
+    if size == expected:
+        return
+    hint = "truncated?" if size < expected else "does the header give too few bands, lines or samples?"
+    raise DataError(
+        f"{image.filename}: data file has {size} bytes, but the header {header.path.name} implies {expected} "
+        f"({lines} lines x {samples} samples x {bands} bands x {itemsize} bytes + {offset} header offset); {hint}"
+    )
 
 
 def read_envi_cube(path: Path) -> np.ndarray:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hsbench.config_files import did_you_mean, read_config_file
 from hsbench.data.card import OfficialSplit, Task
 from hsbench.data.labels import IGNORE_INDEX
 from hsbench.data.scenes.envi import EnviSample
 from hsbench.errors import ConfigError
+from hsbench.names import check_name
 
 __all__ = ["UserDatasetConfig", "load_dataset_config"]
 
@@ -29,9 +29,9 @@ _OPTIONAL = (
     "palette", "pseudo_rgb_bands", "wavelengths_nm", "ignore_index", "root", "splits", "description", "citation",
     "licence", "how_to_obtain", "version",
 )
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # also a folder name under the data root
 _TASKS = ("scene", "segmentation")
 _PARTS = ("train", "val", "test")
+_SAMPLE_KEYS = ("id", "cube", "labels")
 _IGNORE_WORDS = {"ignore", "unlabelled", "unlabeled"}
 
 
@@ -92,25 +92,27 @@ class _Fields:
         return value
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the dataset config ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a dataset config must be a mapping of fields, got {type(data).__name__}")
-    return data
+def _unknown(f: _Fields, data: Mapping[Any, Any], allowed: tuple[str, ...], where: str = "") -> None:
+    """One error for the first unknown key, with the closest valid keys and every allowed one."""
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise f.error(f"{where}{unknown[0]}", f"unknown field{did_you_mean(unknown[0], allowed)}; the fields are "
+                                               f"{', '.join(allowed)}")
 
 
 def _check_keys(f: _Fields, data: Mapping[str, Any]) -> None:
-    unknown = sorted(str(k) for k in data if k not in _REQUIRED + _OPTIONAL)
-    if unknown:
-        raise f.error(unknown[0], f"unknown field; the fields are {', '.join(_REQUIRED + _OPTIONAL)}")
+    _unknown(f, data, _REQUIRED + _OPTIONAL)
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise f.error(missing[0], "required field is missing")
+
+
+def _name(f: _Fields, value: Any, field_name: str, what: str) -> str:
+    """A name that becomes a file or folder name (dataset, sample id): the one name rule, naming file and field."""
+    try:
+        return check_name(f.text(value, field_name), what)
+    except ConfigError as exc:
+        raise f.error(field_name, str(exc)) from None
 
 
 def _samples(f: _Fields, value: Any) -> tuple[EnviSample, ...]:
@@ -118,13 +120,12 @@ def _samples(f: _Fields, value: Any) -> tuple[EnviSample, ...]:
     for i, entry in enumerate(f.sequence(value, "samples")):
         where = f"samples[{i}]"
         entry = f.mapping(entry, where)
-        extra = sorted(set(entry) - {"id", "cube", "labels"})
-        if extra:
-            raise f.error(f"{where}.{extra[0]}", "unknown field; a sample has id, cube and labels")
-        for key in ("id", "cube", "labels"):
+        _unknown(f, entry, _SAMPLE_KEYS, f"{where}.")
+        for key in _SAMPLE_KEYS:
             if key not in entry:
                 raise f.error(f"{where}.{key}", "required field is missing")
-        sample_id, cube = f.text(str(entry["id"]), f"{where}.id"), f.text(entry["cube"], f"{where}.cube")
+        sample_id = _name(f, str(entry["id"]), f"{where}.id", "sample id")  # predictions/<id>.png, sample folders
+        cube = f.text(entry["cube"], f"{where}.cube")
         if not cube.lower().endswith(".hdr"):
             raise f.error(f"{where}.cube", f"expected the ENVI header (.hdr) of the cube, got {cube!r}")
         samples.append(EnviSample(sample_id, Path(cube), Path(f.text(entry["labels"], f"{where}.labels"))))
@@ -192,8 +193,7 @@ def _wavelengths(f: _Fields, value: Any) -> tuple[float, ...]:
 
 def _one_split(f: _Fields, value: Any, name: str, ids: set[str]) -> OfficialSplit:
     parts = f.mapping(value, name)
-    if set(parts) - set(_PARTS):
-        raise f.error(name, f"a split has the parts {', '.join(_PARTS)}, got {', '.join(map(str, parts))}")
+    _unknown(f, parts, _PARTS, f"{name}.")
     lists: dict[str, tuple[str, ...]] = {}
     for part in _PARTS:
         listed = tuple(str(i) for i in (parts.get(part) or []))
@@ -209,7 +209,8 @@ def _splits(f: _Fields, value: Any, task: str, ids: set[str]) -> dict[str, Offic
     if task == "scene":
         raise f.error("splits", "scene datasets use k-shot pixel splits and take no sample splits")
     splits = f.mapping(value, "splits")
-    if set(splits) <= set(_PARTS):
+    if set(splits) & set(_PARTS):  # one split given by its parts; any other key is a misspelt part
+        _unknown(f, splits, _PARTS, "splits.")
         return {"official": _one_split(f, splits, "splits", ids)}
     return {str(name): _one_split(f, parts, f"splits.{name}", ids) for name, parts in splits.items()}
 
@@ -247,15 +248,13 @@ def load_dataset_config(path: Path) -> UserDatasetConfig:
         ConfigError: unreadable YAML, unknown or missing fields, or a malformed value (message names the field).
     """
     path = Path(path).expanduser().resolve()
-    data = _read_yaml(path)
+    data = read_config_file(path, what="dataset config")
     f = _Fields(path)
     _check_keys(f, data)
-    name = f.text(data["name"], "name")
-    if not _NAME.match(name):
-        raise f.error("name", f"{name!r} must be letters, digits, '_', '-' or '.', starting with a letter or digit")
+    name = _name(f, data["name"], "name", "dataset name")  # also a folder name under the data root
     task = f.text(data["task"], "task")
     if task not in _TASKS:
-        raise f.error("task", f"expected one of {', '.join(_TASKS)}, got {task!r}")
+        raise f.error("task", f"expected one of {', '.join(_TASKS)}, got {task!r}{did_you_mean(task, _TASKS)}")
     samples = _samples(f, data["samples"])
     class_names = _class_names(f, data["class_names"])
     ignore_index = f.integer(data.get("ignore_index", IGNORE_INDEX), "ignore_index")

@@ -3,22 +3,34 @@
 :func:`register_dataset_config` turns one YAML file into a :class:`RealDatasetProvider` in ``DATASETS``;
 :func:`register_user_datasets` does it for every config under ``<data root>/configs/`` and in
 ``$HSBENCH_DATASET_CONFIGS``, and is meant to run once at start-up. Only ENVI headers are read at registration
-(the card needs the wavelengths); the data is read by ``hsbench prepare``, like any real dataset.
+(the card needs the wavelengths), and only until the dataset is prepared: ``hsbench prepare`` stores those facts
+beside the prepared cache, which is all a prepared dataset needs afterwards. The data is read by ``hsbench
+prepare``, like any real dataset.
+
+A broken config affects only its own dataset: start-up warns once naming the file, every other command works,
+and using the dataset by the name it declares raises the config's real error.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import os
+import re
 from pathlib import Path
+from typing import Any, NoReturn
 
+from hsbench.config_files import read_config_file
 from hsbench.data.card import DatasetCard
 from hsbench.data.paths import data_root_from
+from hsbench.data.prepared._card_facts import read_card_facts
 from hsbench.data.scenes.envi import EnviFormat, EnviHeader, read_envi_header
 from hsbench.data.scenes.labels import default_palette
 from hsbench.data.scenes.sensors import nearest_bands
 from hsbench.data.scenes.user_config import UserDatasetConfig, load_dataset_config
 from hsbench.data.source import RealDatasetProvider
-from hsbench.errors import ConfigError, DataError
+from hsbench.errors import ConfigError, DataError, HsbenchError
+from hsbench.names import check_name
 from hsbench.registry import DATASETS
 
 __all__ = [
@@ -28,6 +40,10 @@ __all__ = [
 CONFIGS_ENV = "HSBENCH_DATASET_CONFIGS"
 _CONFIG_SUFFIXES = (".yaml", ".yml")
 _registered_from: dict[Path, str] = {}  # config file -> dataset name, so start-up registration can run twice
+_broken: dict[Path, HsbenchError] = {}  # config file -> its error, so each broken file is warned about once
+_DECLARED_NAME = re.compile(r"^name\s*:\s*[\"']?([^\"'\s#]+)", re.MULTILINE)  # for files YAML cannot parse
+
+log = logging.getLogger(__name__)
 
 
 def _headers(cfg: UserDatasetConfig) -> list[EnviHeader]:
@@ -40,10 +56,8 @@ def _headers(cfg: UserDatasetConfig) -> list[EnviHeader]:
     return headers
 
 
-def _wavelengths(cfg: UserDatasetConfig) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
-    """Band centres (and widths) from the config, else from the first header, which every other must match."""
-    if cfg.wavelengths_nm is not None:
-        return cfg.wavelengths_nm, None
+def _header_wavelengths(cfg: UserDatasetConfig) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+    """Band centres (and widths) from the first header, which every other must match."""
     headers = _headers(cfg)
     first = headers[0]
     if first.wavelengths_nm is None:
@@ -60,13 +74,26 @@ def _wavelengths(cfg: UserDatasetConfig) -> tuple[tuple[float, ...], tuple[float
     return first.wavelengths_nm, first.fwhm_nm
 
 
-def build_card(cfg: UserDatasetConfig) -> DatasetCard:
-    """The dataset card of a config (reads the ENVI headers when the config gives no wavelengths).
+def _wavelengths(cfg: UserDatasetConfig, data_root: Path) -> tuple[tuple[float, ...], tuple[float, ...] | None]:
+    """From the config, else from the prepared cache's stored card facts, else from the raw ENVI headers."""
+    if cfg.wavelengths_nm is not None:
+        return cfg.wavelengths_nm, None
+    facts = read_card_facts(data_root / cfg.name, cfg.name, cfg.version)
+    if facts is not None:  # prepared: the raw folder may be gone
+        return facts.wavelengths_nm, facts.fwhm_nm
+    return _header_wavelengths(cfg)
+
+
+def build_card(cfg: UserDatasetConfig, data_root: Path | None = None) -> DatasetCard:
+    """The dataset card of a config.
+
+    When the config gives no wavelengths they come from the card facts that ``hsbench prepare`` stored under
+    ``data_root`` (default: :func:`data_root_from`), or, before the dataset is prepared, from the ENVI headers.
 
     Raises:
         ConfigError: a header is missing or unreadable, headers disagree, or a card value is out of range.
     """
-    wavelengths, fwhm = _wavelengths(cfg)
+    wavelengths, fwhm = _wavelengths(cfg, data_root_from(data_root))
     k = len(cfg.class_names)
     try:
         return DatasetCard(
@@ -104,11 +131,12 @@ def _provider_class(cfg: UserDatasetConfig, card: DatasetCard) -> type[RealDatas
     return type(f"UserDataset[{cfg.name}]", (RealDatasetProvider,), attributes)
 
 
-def register_dataset_config(path: Path) -> type[RealDatasetProvider]:
+def register_dataset_config(path: Path, data_root: Path | None = None) -> type[RealDatasetProvider]:
     """Register the dataset a config file describes and return its provider.
 
     The provider reads from the raw folder given to ``hsbench prepare --raw``; its ``default_raw_dir`` is the
-    config's ``root`` (default: the config file's folder), where the headers were read at registration.
+    config's ``root`` (default: the config file's folder), where the headers are read until the dataset is
+    prepared under ``data_root``.
 
     Raises:
         ConfigError: malformed config, unreadable headers, or a name that is already registered.
@@ -120,7 +148,7 @@ def register_dataset_config(path: Path) -> type[RealDatasetProvider]:
         earlier = next((str(p) for p, n in _registered_from.items() if n == cfg.name), None)
         origin = f"by {earlier}" if earlier else "as a built-in dataset"
         raise ConfigError(f"{cfg.path}: field 'name': a dataset {cfg.name!r} is already registered {origin}")
-    provider = _provider_class(cfg, build_card(cfg))
+    provider = _provider_class(cfg, build_card(cfg, data_root))
     DATASETS.register_module(name=cfg.name, module=provider)
     _registered_from[cfg.path] = cfg.name
     return provider
@@ -135,15 +163,16 @@ def _configs_in(entry: Path) -> list[Path]:
 def config_paths(data_root: Path | None = None) -> list[Path]:
     """Config files to register: ``<data root>/configs/*.yaml``, then each entry of ``$HSBENCH_DATASET_CONFIGS``.
 
-    An environment entry may be a file or a folder (its ``*.yaml`` files); one that does not exist is an error,
-    since it was named on purpose.
+    An environment entry may be a file or a folder (its ``*.yaml`` files); one that does not exist is warned
+    about (once), since it was named on purpose, and skipped, so that it breaks no other dataset.
     """
     configs_dir = data_root_from(data_root) / "configs"
     found = _configs_in(configs_dir) if configs_dir.is_dir() else []
     for raw in filter(None, os.environ.get(CONFIGS_ENV, "").split(os.pathsep)):
         entry = Path(raw).expanduser()
         if not entry.exists():
-            raise ConfigError(f"${CONFIGS_ENV} names {entry}, which does not exist")
+            _warn_broken(entry, ConfigError(f"${CONFIGS_ENV} names {entry}, which does not exist"))
+            continue
         found += _configs_in(entry)
     unique: dict[Path, None] = {}
     for p in found:
@@ -151,21 +180,79 @@ def config_paths(data_root: Path | None = None) -> list[Path]:
     return list(unique)
 
 
+class _UnusableMeta(type):
+    """Metaclass of the stand-in for a broken config's dataset: reading its card raises the config's error."""
+
+    error: HsbenchError
+
+    @property
+    def card(cls) -> NoReturn:
+        raise cls.error
+
+
+def _declared_name(path: Path) -> str | None:
+    """The dataset name a broken config declares, if one can be found (even in a file YAML cannot parse)."""
+    try:
+        name: Any = read_config_file(path, what="dataset config").get("name")
+    except HsbenchError:
+        try:
+            match = _DECLARED_NAME.search(path.read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return None
+        name = match.group(1) if match else None
+    try:
+        return check_name(name, "dataset name")
+    except ConfigError:
+        return None
+
+
+def _register_unusable(path: Path, error: HsbenchError) -> None:
+    """Register a stand-in under the broken config's declared name, so that using it gives the real error."""
+    name = _declared_name(path)
+    if name is None or name in DATASETS.module_dict:
+        return
+
+    def open(cls: type, **_: Any) -> NoReturn:
+        raise error
+
+    stand_in = _UnusableMeta(f"UnusableUserDataset[{name}]", (RealDatasetProvider,), {
+        "__doc__": f"User dataset {name!r}: its config {path} is broken.", "__module__": __name__,
+        "error": error, "config_path": path, "open": classmethod(open),
+    })
+    DATASETS.register_module(name=name, module=stand_in)
+    _registered_from[path] = name
+
+
+def _warn_broken(path: Path, error: HsbenchError) -> None:
+    """Warn once per file and process (spawned worker processes stay quiet: their parent has warned)."""
+    if path in _broken:
+        return
+    _broken[path] = error
+    level = logging.WARNING if multiprocessing.parent_process() is None else logging.DEBUG
+    message = str(error) if str(path) in str(error) else f"{path}: {error}"
+    log.log(level, "skipped a broken dataset config, other datasets are unaffected: %s", message)
+
+
 def register_user_datasets(data_root: Path | None = None) -> list[str]:
-    """Register every user dataset config (see :func:`config_paths`); return their dataset names.
+    """Register every user dataset config (see :func:`config_paths`); return the names of those that work.
 
-    Safe to call more than once: a config already registered from the same file is not registered again.
-
-    Raises:
-        ConfigError: the first malformed config (naming the file and the field), or two configs sharing a name.
+    Safe to call more than once: a config already registered from the same file is not registered again. A
+    broken config (malformed, unreadable headers, a name already taken) does not stop the others: it is warned
+    about once, naming the file, and using the name it declares raises its error.
     """
     from hsbench.registry import names as registered_names
 
     registered_names(DATASETS)  # built-ins first, so a clashing user name is reported rather than shadowing one
     names = []
     for path in config_paths(data_root):
+        if path in _broken:
+            continue
         if path in _registered_from:
             names.append(_registered_from[path])
             continue
-        names.append(register_dataset_config(path).card.name)
+        try:
+            names.append(register_dataset_config(path, data_root).card.name)
+        except HsbenchError as exc:
+            _warn_broken(path, exc)
+            _register_unusable(path, exc)
     return names
