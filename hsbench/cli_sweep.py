@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hsbench.errors import ConfigError
+from hsbench.names import inside
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up: optuna and torch load only when sweep runs
     from hsbench.sweep import SweepConfig, SweepSummary
@@ -140,8 +141,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     config = _sweep_config(args)
     if args.refit_best:
         return _refit(args, config)
+    plots_dir = inside(args.reports, args.reports / "sweeps" / config.study, "sweep plots folder")  # before any trial
     summary = run_sweep(config, workers=args.workers)
     study = open_study(replace(config, definition=None))
-    plots = write_sweep_plots(study, args.reports / "sweeps" / args.study)
+    plots = write_sweep_plots(study, plots_dir)
     _print_summary(summary, config, plots)
     return 1 if summary.failed_workers else 0

@@ -20,16 +20,15 @@ missing official split, duplicate label), so a typo fails before the first cell 
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hsbench.config_files import did_you_mean, parse_config_text, reject_unknown_keys
 from hsbench.errors import ConfigError, UnknownNameError
+from hsbench.names import check_name
 from hsbench.options import config_hash
 from hsbench.registry import DATASETS, lookup
 from hsbench.runner import RunSpec
@@ -140,10 +139,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         ConfigError: the file is malformed or names something that does not exist.
     """
     text, source = _read_suite_text(str(name_or_path))
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"suite {source} is not valid YAML: {exc}") from None
+    raw = parse_config_text(text, f"suite {source}")
     if not isinstance(raw, dict):
         raise ConfigError(f"suite {source} must be a mapping with keys {', '.join(sorted(_SUITE_KEYS))}")
     return parse_suite(raw, source=source)
@@ -157,16 +153,15 @@ def _read_suite_text(name_or_path: str) -> tuple[str, str]:
     if name_or_path in shipped:
         resource = importlib.resources.files("hsbench") / "suites" / f"{name_or_path}.yaml"
         return resource.read_text(), f"hsbench/suites/{name_or_path}.yaml"
-    close = difflib.get_close_matches(name_or_path, shipped, n=3, cutoff=0.4)
-    hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
     raise UnknownNameError(
-        f"unknown suite {name_or_path!r}: {hint}shipped suites are {', '.join(shipped)}, or give a path to a YAML file"
+        f"unknown suite {name_or_path!r}{did_you_mean(name_or_path, shipped, cutoff=0.4)}: shipped suites are "
+        f"{', '.join(shipped)}, or give a path to a YAML file"
     )
 
 
 def parse_suite(raw: Mapping[str, Any], *, source: str = "<dict>") -> Suite:
     """Validate a suite mapping (as read from YAML) and build the :class:`Suite`."""
-    _reject_unknown(raw, _SUITE_KEYS, f"suite {source}")
+    reject_unknown_keys(raw, _SUITE_KEYS, f"suite {source}")
     for key in ("name", "datasets", "strategies", "seeds"):
         if not raw.get(key):
             raise ConfigError(f"suite {source} needs a non-empty {key!r}")
@@ -179,7 +174,7 @@ def parse_suite(raw: Mapping[str, Any], *, source: str = "<dict>") -> Suite:
     _check_unique([v.label for v in variants], "strategy label", source)
     _check_unique([d.name for d in datasets], "dataset", source)
     suite = Suite(
-        name=str(raw["name"]),
+        name=check_name(raw["name"], f"suite {source}: suite name"),
         description=str(raw.get("description", "")).strip(),
         datasets=datasets,
         variants=variants,
@@ -195,12 +190,6 @@ def _as_list(value: Any, key: str, source: str) -> list[Any]:
     if not isinstance(value, list):
         raise ConfigError(f"suite {source}: {key!r} must be a list")
     return value
-
-
-def _reject_unknown(raw: Mapping[str, Any], allowed: set[str], owner: str) -> None:
-    unknown = set(raw) - allowed
-    if unknown:
-        raise ConfigError(f"{owner} has unknown keys {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _check_unique(names: list[str], what: str, source: str) -> None:
@@ -232,7 +221,7 @@ def _parse_dataset(item: Any, source: str) -> DatasetEntry:
         item = {"name": item}
     if not isinstance(item, dict) or "name" not in item:
         raise ConfigError(f"suite {source}: a dataset entry is a name or a mapping with 'name', got {item!r}")
-    _reject_unknown(item, _DATASET_KEYS, f"suite {source} dataset {item.get('name')!r}")
+    reject_unknown_keys(item, _DATASET_KEYS, f"suite {source} dataset {item.get('name')!r}")
     name = str(item["name"])
     lookup(DATASETS, name)  # unknown names fail here, with the closest valid names
     splits = _parse_splits(item["splits"], f"suite {source} dataset {name!r}") if "splits" in item else None
@@ -242,7 +231,7 @@ def _parse_dataset(item: Any, source: str) -> DatasetEntry:
 def _parse_variant(item: Any, source: str) -> Variant:
     if not isinstance(item, dict) or "strategy" not in item:
         raise ConfigError(f"suite {source}: a strategy entry is a mapping with 'strategy', got {item!r}")
-    _reject_unknown(item, _VARIANT_KEYS, f"suite {source} strategy {item.get('strategy')!r}")
+    reject_unknown_keys(item, _VARIANT_KEYS, f"suite {source} strategy {item.get('strategy')!r}")
     strategy = str(item["strategy"])
     options = dict(item.get("options") or {})
     strategy_cls, resolved = resolve_strategy(strategy, options)

@@ -1,7 +1,9 @@
 """The optional mmsegmentation backend (``hsbench[mmseg]``).
 
 Without mmsegmentation and a compiled mmcv the build tests skip (the reason says how to install them); the
-error a user gets in that case is tested instead. The tests write a tiny mmseg config and checkpoint themselves.
+error a user gets in that case is tested instead. The tests write a tiny mmseg config and checkpoint themselves; the
+configs are Python, as published mmseg configs are, so every build passes ``config_trusted=True`` (the refusal
+without it is tested, without mmseg, in test_trust_configs_names.py).
 """
 
 from __future__ import annotations
@@ -91,19 +93,19 @@ def test_mmseg_backbone_is_registered_and_needs_a_config() -> None:
 @pytest.mark.skipif(HAVE_MMSEG, reason="mmsegmentation is installed: the missing-install message cannot be seen")
 def test_missing_mmseg_names_the_install_command(tiny_config: Path) -> None:
     with pytest.raises(ConfigError, match=r"pip install 'hsbench\[mmseg\]'"):
-        build_mmseg_segmentor(tiny_config, 5)
+        build_mmseg_segmentor(tiny_config, 5, config_trusted=True)
 
 
 @needs_mmseg
 def test_config_and_checkpoint_build_a_trainable_segmentor(tmp_path: Path, tiny_config: Path) -> None:
-    source, report = build_mmseg_segmentor(tiny_config, 19)
+    source, report = build_mmseg_segmentor(tiny_config, 19, config_trusted=True)
     assert report is None
     assert not any("SyncBatchNorm" in type(m).__name__ for m in source.modules())  # SyncBN became BN
     checkpoint = tmp_path / "fcn_tiny.pth"
     state = {k.removeprefix("segmentor."): v for k, v in source.state_dict().items()}
     torch.save({"meta": {"mmseg_version": "1.2.2"}, "state_dict": state}, checkpoint)
 
-    network, report = build_mmseg_segmentor(tiny_config, 5, checkpoint=checkpoint)
+    network, report = build_mmseg_segmentor(tiny_config, 5, checkpoint=checkpoint, config_trusted=True)
     assert report is not None and report.initialised == []  # all but the two conv_seg classifiers loaded
     assert network.segmentor.decode_head.conv_seg.out_channels == 5
     torch.testing.assert_close(network.segmentor.backbone.stem[0].weight, source.segmentor.backbone.stem[0].weight)
@@ -120,11 +122,11 @@ def test_cross_modality_runs_an_mmseg_segmentor(tmp_path: Path, tiny_config: Pat
     from hsbench.runner import Runner, RunSpec
 
     monkeypatch.setenv("HSBENCH_HOME", str(tmp_path / "home"))
-    source, _ = build_mmseg_segmentor(tiny_config, 19)
+    source, _ = build_mmseg_segmentor(tiny_config, 19, config_trusted=True)
     checkpoint = tmp_path / "fcn_tiny.pth"
     torch.save({"state_dict": {k.removeprefix("segmentor."): v for k, v in source.state_dict().items()}}, checkpoint)
-    options = {"backbone": "mmseg", "backbone_options": {"config": str(tiny_config)}, "weights": str(checkpoint),
-               "mode": "pt", "epochs": 2, "batch_size": 4, "lr": 0.05}
+    options = {"backbone": "mmseg", "backbone_options": {"config": str(tiny_config), "config_trusted": True},
+               "weights": str(checkpoint), "mode": "pt", "epochs": 2, "batch_size": 4, "lr": 0.05}
     outcome = Runner(tmp_path / "results", progress=False).run(
         RunSpec(tiny_registered["segmentation"], "cross_modality", "fraction=0.5", 0, options))
     assert outcome.status == "completed", outcome.error
@@ -139,13 +141,14 @@ def _without_pretrained(config: str) -> str:
 def test_deeplabv3plus_checkpoint_loads_offline_despite_pretrained_url(tmp_path: Path) -> None:
     offline = tmp_path / "deeplabv3plus_r18-d8_local.py"
     offline.write_text(_without_pretrained(TINY_DEEPLABV3PLUS))
-    source, _ = build_mmseg_segmentor(offline, 19)
+    source, _ = build_mmseg_segmentor(offline, 19, config_trusted=True)
     checkpoint = tmp_path / "deeplabv3plus_tiny.pth"
     torch.save({"state_dict": {k.removeprefix("segmentor."): v for k, v in source.state_dict().items()}}, checkpoint)
 
     published = tmp_path / "deeplabv3plus_r18-d8_cityscapes.py"
     published.write_text(TINY_DEEPLABV3PLUS)
-    network, report = build_mmseg_segmentor(published, 6, checkpoint=checkpoint)  # no download attempted
+    network, report = build_mmseg_segmentor(published, 6, checkpoint=checkpoint,  # no download attempted
+                                            config_trusted=True)
     assert report is not None and report.initialised == []
     torch.testing.assert_close(network.segmentor.decode_head.c1_bottleneck.conv.weight,
                                source.segmentor.decode_head.c1_bottleneck.conv.weight)
@@ -157,4 +160,4 @@ def test_unloadable_pretrained_entry_without_checkpoint_says_what_to_do(tmp_path
     config = tmp_path / "deeplabv3plus_missing_backbone.py"
     config.write_text(TINY_DEEPLABV3PLUS.replace("open-mmlab://resnet18_v1c", str(tmp_path / "resnet18_v1c.pth")))
     with pytest.raises(ConfigError, match=r"resnet18_v1c\.pth.*could not be loaded.*weights=<checkpoint"):
-        build_mmseg_segmentor(config, 6)
+        build_mmseg_segmentor(config, 6, config_trusted=True)

@@ -83,7 +83,7 @@ def test_changed_default_option_makes_a_new_cell(tiny_registered, monkeypatch) -
         ({"splits": ["official:nope"]}, ConfigError, "no official split 'nope'"),
         ({"seeds": []}, ConfigError, "seeds"),
         ({"seeds": [0, 0]}, ConfigError, "repeat"),
-        ({"extra": 1}, ConfigError, "unknown keys ['extra']"),
+        ({"extra": 1}, ConfigError, "unknown key 'extra'"),
         ({"strategies": [{"strategy": "in_domain", "label": "a"}, {"strategy": "in_domain", "label": "a"}]},
          ConfigError, "appears twice"),
         ({"datasets": [{"name": "tiny_segmentation", "options": {"not_an_option": 1}}]}, ConfigError,

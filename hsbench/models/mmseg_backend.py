@@ -1,8 +1,11 @@
 """Optional mmsegmentation backend: any mmseg config (plus checkpoint) as an RGB network for ``cross_modality``.
 
 mmsegmentation and mmcv are imported lazily, only when a network is built, so hsbench works without them; a
-missing install fails with the command that installs it. mmcv 2.1.0 has no wheel for this torch and compiles from
-source (about 11 minutes on two cores), which is why this is an extra (``hsbench[mmseg]``) and not a dependency.
+missing install fails with the command that installs it. The config file is data: YAML or JSON is read safely
+(:func:`hsbench.config_files.read_config_file`); a Python config, the usual mmseg form, runs code when read, so it is
+refused unless ``backbone_options.config_trusted=true`` says the user trusts it (checked before mmseg is imported).
+mmcv 2.1.0 has no wheel for this torch and compiles from source (about 11 minutes on two cores), which is why this
+is an extra (``hsbench[mmseg]``) and not a dependency.
 
 The segmentor runs in mmseg's ``tensor`` mode (backbone, neck, decode head: raw logits at the head's stride),
 bilinearly up-sampled to the image. Input normalisation comes from the config's ``data_preprocessor`` (mmseg
@@ -21,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hsbench.config_files import read_config_file
 from hsbench.errors import ConfigError
 from hsbench.models.rgb_backbones import (
     IMAGENET_MEAN,
@@ -39,6 +43,8 @@ MMSEG_INSTALL_HINT = (
     "then pip install --no-build-isolation mmcv==2.1.0)"
 )
 CLASSIFIER_PREFIXES = ("segmentor.decode_head.conv_seg.", "segmentor.auxiliary_head.conv_seg.")
+TRUST_OPTION = "backbone_options.config_trusted=true"
+"""What a user sets to let hsbench read (and so run) a Python mmseg config."""
 
 
 def require_mmseg() -> Any:
@@ -71,38 +77,6 @@ def _replace_sync_bn(model_cfg: Any) -> None:
     for node in _config_dicts(model_cfg):
         if node.get("type") == "SyncBN":
             node["type"] = "BN"
-
-
-def _is_pretrained_init(init: Any) -> bool:
-    return isinstance(init, dict) and init.get("type") == "Pretrained"
-
-
-def _pretrained_sources(model_cfg: Any) -> list[str]:
-    """Where the config's ``pretrained`` keys and ``init_cfg=dict(type='Pretrained')`` entries load weights from."""
-    sources: list[str] = []
-    for node in _config_dicts(model_cfg):
-        if node.get("pretrained"):
-            sources.append(str(node["pretrained"]))
-        inits = node.get("init_cfg")
-        sources += [str(i.get("checkpoint")) for i in (inits if isinstance(inits, list) else [inits])
-                    if _is_pretrained_init(i)]
-    return sources
-
-
-def _drop_pretrained_init(model_cfg: Any) -> None:
-    """Remove ``pretrained`` keys and ``Pretrained`` init entries, in place: the checkpoint given replaces them.
-
-    Published mmseg configs name ImageNet backbone weights (``pretrained='open-mmlab://resnet50_v1c'``); building
-    such a segmentor would download them only to overwrite them with the checkpoint, and fails offline.
-    """
-    for node in _config_dicts(model_cfg):
-        if "pretrained" in node:
-            node["pretrained"] = None
-        inits = node.get("init_cfg")
-        if _is_pretrained_init(inits):
-            node["init_cfg"] = None
-        elif isinstance(inits, list):
-            node["init_cfg"] = [i for i in inits if not _is_pretrained_init(i)]
 
 
 def _set_num_classes(model_cfg: Any, num_classes: int) -> None:
@@ -153,14 +127,27 @@ def _drop_pretrained_init(node: Any) -> None:
             _drop_pretrained_init(value)
 
 
-def _model_config(config: str | Path, num_classes: int) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
-    """The config's ``model`` for ``num_classes`` on CPU-friendly norms, and its input mean / std on ``[0, 1]``."""
+def _read_config(config: str | Path, trusted: bool) -> Any:
+    """The config file as an mmengine ``Config``; a Python file only when ``trusted`` (reading it runs it)."""
     from mmengine.config import Config
 
     path = Path(config).expanduser()
     if not path.is_file():
         raise ConfigError(f"mmseg config {path.resolve()} does not exist")
-    model_cfg = Config.fromfile(str(path)).model
+    raw = read_config_file(path, what="mmseg config", trust_code=trusted, trust_flag=TRUST_OPTION)
+    if "_base_" in raw:  # only mmengine's Python reader resolves bases; a data config must be whole
+        raise ConfigError(f"mmseg config {path} inherits from _base_ files, which hsbench resolves only in a Python "
+                          f"config ({TRUST_OPTION}); merge the bases into this file")
+    if not isinstance(raw.get("model"), dict):
+        raise ConfigError(f"mmseg config {path} has no 'model' mapping")
+    return Config(raw)
+
+
+def _model_config(
+    config: str | Path, num_classes: int, trusted: bool = False
+) -> tuple[Any, tuple[float, ...], tuple[float, ...]]:
+    """The config's ``model`` for ``num_classes`` on CPU-friendly norms, and its input mean / std on ``[0, 1]``."""
+    model_cfg = _read_config(config, trusted).model
     preprocessor = model_cfg.pop("data_preprocessor", None) or {}
     mean = tuple(v / 255 for v in preprocessor.get("mean", [255 * m for m in IMAGENET_MEAN]))
     std = tuple(v / 255 for v in preprocessor.get("std", [255 * s for s in IMAGENET_STD]))
@@ -183,18 +170,27 @@ class MMSegSegmenter(nn.Module):
 
 
 def build_mmseg_segmentor(
-    config: str | Path, num_classes: int, *, checkpoint: str | Path | None = None, trusted: bool = False
+    config: str | Path,
+    num_classes: int,
+    *,
+    checkpoint: str | Path | None = None,
+    trusted: bool = False,
+    config_trusted: bool = False,
 ) -> tuple[MMSegSegmenter, WeightReport | None]:
     """Build the segmentor of an mmseg config for ``num_classes``, loading ``checkpoint`` except its classifiers.
+
+    Args:
+        trusted: the checkpoint may be unpickled (``weights_trusted``).
+        config_trusted: a Python config file may be read, which runs it (``backbone_options.config_trusted``).
 
     Returns:
         The network and, when a checkpoint was given, what loading it did.
     """
+    model_cfg, mean, std = _model_config(config, num_classes, config_trusted)  # refusals before mmseg is imported
     require_mmseg()
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS as MMSEG_MODELS
 
-    model_cfg, mean, std = _model_config(config, num_classes)
     if checkpoint is not None:
         _drop_pretrained_init(model_cfg)
     sources = _pretrained_sources(model_cfg)
@@ -221,18 +217,21 @@ def build_mmseg_segmentor(
 
 def _config_option(options: dict[str, Any]) -> str:
     if not options.get("config"):
-        raise ConfigError("backbone mmseg needs backbone_options.config=<path of an mmsegmentation config file>")
+        raise ConfigError("backbone mmseg needs backbone_options.config=<path of an mmsegmentation config file> (a "
+                          f"Python config also needs {TRUST_OPTION})")
     return str(options["config"])
 
 
 def _build(num_classes: int, options: dict[str, Any]) -> nn.Module:
-    return build_mmseg_segmentor(_config_option(options), num_classes)[0]
+    return build_mmseg_segmentor(_config_option(options), num_classes,
+                                 config_trusted=bool(options.get("config_trusted")))[0]
 
 
 def _from_weights(
     weights: str, num_classes: int, options: dict[str, Any], trusted: bool
 ) -> tuple[nn.Module, WeightReport]:
-    network, report = build_mmseg_segmentor(_config_option(options), num_classes, checkpoint=weights, trusted=trusted)
+    network, report = build_mmseg_segmentor(_config_option(options), num_classes, checkpoint=weights, trusted=trusted,
+                                            config_trusted=bool(options.get("config_trusted")))
     assert report is not None
     return network, report
 
@@ -243,6 +242,6 @@ register_rgb_backbone(RGBBackboneSpec(
     build=_build,
     from_weights=_from_weights,
     classifier=CLASSIFIER_PREFIXES,
-    default_options={"config": None},
+    default_options={"config": None, "config_trusted": False},
     weights_help="an mmseg checkpoint (.pth with 'state_dict') matching backbone_options.config",
 ))

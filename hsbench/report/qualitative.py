@@ -1,7 +1,8 @@
 """Qualitative panels: pseudo-RGB input, ground truth and every strategy's prediction for the same test images.
 
 The runner saves each run's first test predictions as ``predictions/<sample>.png`` panels (pseudo-RGB | ground
-truth | prediction, in the dataset palette, 2-pixel white gaps: :func:`hsbench.visualize.save_prediction_panel`).
+truth | prediction, in the dataset palette, 2-pixel white gaps: :func:`hsbench.visualize.save_prediction_panel`;
+the sample id encoded by :func:`hsbench.names.path_component`, decoded here).
 This module cuts those panels apart, so reports need no image arrays in the database; a run folder that is not
 on this machine (another worker's disk) just leaves its column out.
 """
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from PIL import Image
 
+from hsbench.names import name_from_component
 from hsbench.report.figures import FigureFile, save_figure, slug, wrap_label
 from hsbench.report.results import ReportData
 
@@ -39,7 +41,7 @@ def _prediction_files(run_dir: str | None) -> dict[str, Path]:
     folder = Path(run_dir) / "predictions" if run_dir else None
     if folder is None or not folder.is_dir():
         return {}
-    return {p.stem: p for p in sorted(folder.glob("*.png"))}
+    return {name_from_component(p.stem): p for p in sorted(folder.glob("*.png"))}
 
 
 def _pick_seed(runs: pd.DataFrame) -> int | None:

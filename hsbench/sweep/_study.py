@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hsbench.errors import ConfigError
+from hsbench.names import check_name
 from hsbench.options import canonical_json
 from hsbench.runner import RunSpec
 from hsbench.sweep._storage import Heartbeat, open_storage
@@ -64,7 +65,7 @@ class SweepConfig:
     """How to run a sweep: which study, where, how many trials, and where runs read and write.
 
     Attributes:
-        study: study name.
+        study: study name (one path component: see :func:`hsbench.names.check_name`).
         storage: journal file path or database URL (see :data:`hsbench.sweep.STORAGE_KINDS`).
         definition: what to optimise; ``None`` to take it from an existing study.
         trials: the study's budget of finished (complete or pruned) trials, counted over all workers and
@@ -95,6 +96,9 @@ class SweepConfig:
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
     max_consecutive_failures: int = 3
     setup: Callable[[], None] | None = None
+
+    def __post_init__(self) -> None:
+        check_name(self.study, "study name")  # it names <results>/sweeps/<study>/ and the report's plot folder
 
     @property
     def trials_dir(self) -> Path:
