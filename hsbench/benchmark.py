@@ -5,6 +5,10 @@ Cells are claimed through the results database (:mod:`hsbench.claims`), so the s
 claims the next free cell, runs it through :class:`hsbench.runner.Runner` and marks it done. A finished cell is
 never claimed again; a cell whose worker died is taken over (at once on the same host, after the stale timeout
 elsewhere); a cell that failed in an earlier invocation is retried once per invocation.
+
+The runner claims each cell's run once more, by run id (see :mod:`hsbench.runner`): a different key, so a worker
+never waits on its own cell, while a cell whose run another process (``hsbench run``, another suite) is running
+waits for it and reports its result instead of training it twice.
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def work(
         return 0
     by_id = {c.cell_id: c for c in cells}
     runner = Runner(config.results_dir, db=config.db, data_root=data_root_from(config.data_root),
-                    device=resolve_device(config.device), progress=False)
+                    device=resolve_device(config.device), progress=False, claim_timeout_s=config.stale_after_s,
+                    heartbeat_s=config.heartbeat_s)
     claims, worker, ran = CellClaims(runner.store.engine), WorkerId.current(), 0
     while True:
         claimed = _claim_next(claims, cells[0].suite, by_id, worker, config, since)

@@ -10,6 +10,11 @@ A ``running`` cell is taken over when its heartbeat is older than the stale time
 machine), or at once when its worker ran on this host and that process no longer exists (a SIGKILL here).
 Heartbeats use the workers' wall clocks, so machines sharing a database need synchronised clocks (NTP), and the
 stale timeout must be much longer than the heartbeat interval.
+
+A single run (``hsbench run``, a sweep's refit, a benchmark cell's run) is claimed the same way, as the cell
+``<run id>`` of the reserved suite :data:`RUNS_SUITE` (see :func:`hold`): a second process on the same run waits
+for the holder, or takes over when it died. Every transaction is retried through lock contention and lost
+connections (:mod:`hsbench.db_retry`), and written so that running it twice is harmless.
 """
 
 from __future__ import annotations
@@ -20,21 +25,27 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, Float, Integer, MetaData, String, Table, Text, and_, insert, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from hsbench.suite import Cell
+from hsbench.db_retry import retry_transient, short_error
 
-__all__ = ["CellClaims", "ClaimedCell", "Heartbeat", "WorkerId", "CELL_STATES"]
+if TYPE_CHECKING:  # hsbench.suite imports the runner, which claims its runs here
+    from hsbench.suite import Cell
+
+__all__ = ["CellClaims", "ClaimedCell", "Heartbeat", "Hold", "Holder", "WorkerId", "CELL_STATES", "RUNS_SUITE",
+           "hold"]
 
 log = logging.getLogger("hsbench")
 
 CELL_STATES = ("pending", "running", "done", "failed")
+RUNS_SUITE = "@runs"  # the suite of single-run claims; no suite can have this name (hsbench.names)
 
 _meta = MetaData()
 
@@ -61,9 +72,6 @@ cells_table = Table(
     Column("error", Text),
 )
 
-T = TypeVar("T")
-
-
 @dataclass(frozen=True)
 class WorkerId:
     """Who holds a claim: a unique token plus where the process runs (for the same-host liveness check)."""
@@ -84,6 +92,17 @@ class ClaimedCell:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who runs a cell that another process wants (for the message of the one that waits)."""
+
+    host: str | None
+    pid: int | None
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on host {self.host}"
+
+
 def _pid_alive(pid: int | None) -> bool:
     if pid is None:
         return False
@@ -94,18 +113,6 @@ def _pid_alive(pid: int | None) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
-
-
-def _retry_locked(fn: Callable[[], T], attempts: int = 20) -> T:
-    """Retry a short transaction that SQLite refused because another process held the write lock."""
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except OperationalError as exc:
-            if "locked" not in str(exc).lower() and "busy" not in str(exc).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 class CellClaims:
@@ -138,10 +145,10 @@ class CellClaims:
 
         for _ in range(5):
             try:
-                return _retry_locked(attempt)
+                return retry_transient(attempt, "registering cells")
             except IntegrityError:  # another worker registered some of them first: read again
                 continue
-        return _retry_locked(attempt)
+        return retry_transient(attempt, "registering cells")
 
     def claim(
         self,
@@ -171,6 +178,30 @@ class CellClaims:
                 return ClaimedCell(suite, row.cell_id, row.attempts + 1)
         return None
 
+    def claim_cell(self, suite: str, cell_id: str, worker: WorkerId, *, stale_after_s: float,
+                   what: str | None = None) -> ClaimedCell | Holder:
+        """Claim one registered cell whatever its state, unless a live worker holds it: then return who does.
+
+        For single runs (:func:`hold`), where ``done`` only means "nobody holds it now": whether the run must be
+        done again is the results database's decision, not the claim's. ``what`` names the cell in the log line
+        of a takeover.
+        """
+        while True:
+            now = time.time()
+            rows = self._rows((cells_table.c.suite == suite) & (cells_table.c.cell_id == cell_id))
+            if not rows:
+                raise KeyError(f"cell {cell_id} of suite {suite} is not registered")
+            row = rows[0]
+            if row.state == "running" and row.worker != worker.token and not self._abandoned(
+                    row, worker, now - stale_after_s):
+                return Holder(row.host, row.pid)
+            if self._swap(suite, row, worker, now):
+                if row.state == "running" and row.worker != worker.token:
+                    log.warning("%s: taking over from %s (gone, or no heartbeat)",
+                                what or f"cell {cell_id} of suite {suite}", Holder(row.host, row.pid))
+                return ClaimedCell(suite, cell_id, row.attempts + 1)
+            # another process changed the row between the read and the swap: read it again
+
     def _candidates(self, suite: str, worker: WorkerId, stale_before: float, failed_before: float) -> list[Any]:
         c = cells_table.c
         claimable = or_(
@@ -178,11 +209,13 @@ class CellClaims:
             and_(c.state == "failed", c.finished_at < failed_before),
             and_(c.state == "running", or_(c.heartbeat_at < stale_before, c.host == worker.host)),
         )
-        query = select(c.cell_id, c.state, c.attempts, c.worker, c.host, c.pid, c.heartbeat_at).where(
-            (c.suite == suite) & claimable).order_by(c.position)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return rows
+        return self._rows((c.suite == suite) & claimable)
+
+    def _rows(self, where: Any) -> list[Any]:
+        """The claim-relevant columns of the cells matching ``where``, in matrix order."""
+        c = cells_table.c
+        return self._read(select(c.cell_id, c.state, c.attempts, c.worker, c.host, c.pid, c.heartbeat_at).where(
+            where).order_by(c.position))
 
     @staticmethod
     def _abandoned(row: Any, worker: WorkerId, stale_before: float) -> bool:
@@ -191,11 +224,14 @@ class CellClaims:
         return row.host == worker.host and row.worker != worker.token and not _pid_alive(row.pid)
 
     def _swap(self, suite: str, row: Any, worker: WorkerId, now: float) -> bool:
+        """The compare-and-swap. Its second condition matches the row this very swap wrote, so a retry after a
+        commit whose acknowledgement was lost (a dropped connection) still reports the claim as won."""
         c = cells_table.c
+        as_read = (c.state == row.state) & (c.attempts == row.attempts)
+        already_won = (c.state == "running") & (c.attempts == row.attempts + 1) & (c.worker == worker.token)
         statement = (
             update(cells_table)
-            .where((c.suite == suite) & (c.cell_id == row.cell_id) & (c.state == row.state)
-                   & (c.attempts == row.attempts))
+            .where((c.suite == suite) & (c.cell_id == row.cell_id) & (as_read | already_won))
             .values(state="running", attempts=row.attempts + 1, worker=worker.token, host=worker.host,
                     pid=worker.pid, heartbeat_at=now, finished_at=None, error=None)
         )
@@ -204,15 +240,20 @@ class CellClaims:
             with self.engine.begin() as conn:
                 return conn.execute(statement).rowcount == 1
 
-        return _retry_locked(attempt)
+        return retry_transient(attempt, "claiming a cell")
 
     def _owned_update(self, claimed: ClaimedCell, worker: WorkerId, **values: Any) -> bool:
-        """Update a cell only while ``worker`` still holds it; ``False`` means the claim was taken over."""
+        """Update a cell only while ``worker`` still holds it; ``False`` means the claim was taken over.
+
+        A row already in the new state counts as held, so a retried finish or release whose first commit went
+        through (its acknowledgement lost with the connection) still succeeds.
+        """
         c = cells_table.c
+        states = ["running"] + ([values["state"]] if "state" in values else [])
         statement = (
             update(cells_table)
             .where((c.suite == claimed.suite) & (c.cell_id == claimed.cell_id) & (c.worker == worker.token)
-                   & (c.state == "running") & (c.attempts == claimed.attempts))
+                   & c.state.in_(states) & (c.attempts == claimed.attempts))
             .values(**values)
         )
 
@@ -220,7 +261,7 @@ class CellClaims:
             with self.engine.begin() as conn:
                 return conn.execute(statement).rowcount == 1
 
-        return _retry_locked(attempt)
+        return retry_transient(attempt, "updating a claimed cell")
 
     def beat(self, claimed: ClaimedCell, worker: WorkerId) -> bool:
         """Refresh the heartbeat of a held cell."""
@@ -239,21 +280,18 @@ class CellClaims:
 
     def cells(self, suite: str) -> list[dict[str, Any]]:
         """Every row of ``suite`` in matrix order (for progress bars and reports)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(cells_table).where(cells_table.c.suite == suite).order_by(
-                cells_table.c.position)).mappings().all()
-        return [dict(r) for r in rows]
+        query = select(cells_table).where(cells_table.c.suite == suite).order_by(cells_table.c.position)
+        return [dict(r) for r in self._read(query, mappings=True)]
 
     def progress(self, suite: str, cell_ids: set[str], since: float) -> tuple[int, int]:
         """``(finished, failed)`` among ``cell_ids``: done at any time, or failed at or after ``since``."""
         c = cells_table.c
         done = failed = 0
-        with self.engine.connect() as conn:
-            for cell_id, state, finished_at in conn.execute(
-                    select(c.cell_id, c.state, c.finished_at).where(c.suite == suite)):
-                if cell_id in cell_ids:
-                    done += state == "done"
-                    failed += state == "failed" and finished_at is not None and finished_at >= since
+        rows = self._read(select(c.cell_id, c.state, c.finished_at).where(c.suite == suite))
+        for cell_id, state, finished_at in rows:
+            if cell_id in cell_ids:
+                done += state == "done"
+                failed += state == "failed" and finished_at is not None and finished_at >= since
         return done + failed, failed
 
     def count_states(self, suite: str, cell_ids: Iterable[str] | None = None) -> dict[str, int]:
@@ -261,11 +299,20 @@ class CellClaims:
         ids = None if cell_ids is None else set(cell_ids)
         counts = dict.fromkeys(CELL_STATES, 0)
         c = cells_table.c
-        with self.engine.connect() as conn:
-            for cell_id, state in conn.execute(select(c.cell_id, c.state).where(c.suite == suite)):
-                if ids is None or cell_id in ids:
-                    counts[state] += 1
+        for cell_id, state in self._read(select(c.cell_id, c.state).where(c.suite == suite)):
+            if ids is None or cell_id in ids:
+                counts[state] += 1
         return counts
+
+    def _read(self, query: Any, *, mappings: bool = False) -> list[Any]:
+        """All rows of a query, retried through lost connections (the progress bar reads during a restart)."""
+
+        def read() -> list[Any]:
+            with self.engine.connect() as conn:
+                result = conn.execute(query)
+                return list(result.mappings().all() if mappings else result.all())
+
+        return retry_transient(read, "reading benchmark cells")
 
 
 def _cell_row(cell: Cell) -> dict[str, Any]:
@@ -309,3 +356,65 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What :func:`hold` got: ``busy`` names the live holder when the caller would not wait (and holds nothing);
+    ``waited_for`` names the holder it waited for, if any (its result is new, not a leftover)."""
+
+    busy: Holder | None = None
+    waited_for: Holder | None = None
+
+
+@contextmanager
+def hold(
+    claims: CellClaims,
+    cell: Cell,
+    *,
+    what: str,
+    stale_after_s: float,
+    heartbeat_s: float,
+    wait: bool = True,
+    poll_s: float = 1.0,
+) -> Iterator[Hold]:
+    """Hold one cell, with a heartbeat, for the duration of the ``with`` block; nobody else holds it meanwhile.
+
+    A live holder elsewhere is waited for (one log line names it) until it ends or dies, or, with ``wait=False``,
+    reported at once through :attr:`Hold.busy` (then nothing is held). On leaving the block the cell becomes
+    ``done``, or ``pending`` again when the block raised.
+
+    Args:
+        claims: the claims table of the results database.
+        cell: the cell (registered here when new), e.g. a run as the cell ``<run id>`` of :data:`RUNS_SUITE`.
+        what: how the log line calls it ("run 3f2a... (in_domain svm)").
+    """
+    claims.register([cell])
+    worker, waited_for = WorkerId.current(), None
+    while not isinstance(result := claims.claim_cell(cell.suite, cell.cell_id, worker, stale_after_s=stale_after_s,
+                                                     what=what), ClaimedCell):
+        if not wait:
+            log.info("%s is being run by %s; not waiting (--no-wait)", what, result)
+            yield Hold(busy=result)
+            return
+        if waited_for is None:  # a warning: benchmark workers show only those, and a silent wait looks hung
+            log.warning("%s is being run by %s; waiting for it to finish", what, result)
+        waited_for = result
+        time.sleep(poll_s)
+    try:
+        with Heartbeat(claims, result, worker, heartbeat_s):
+            yield Hold(waited_for=waited_for)
+    except BaseException:
+        _settle(lambda: claims.release(result, worker), what)
+        raise
+    _settle(lambda: claims.finish(result, worker, state="done", run_id=None), what)
+
+
+def _settle(give_back: Callable[[], bool], what: str) -> None:
+    """Give a claim back, best effort: when the database itself fails, the block's own outcome (its result
+    stored, or its error) matters more, and a claim left behind is taken over once this process is gone."""
+    try:
+        give_back()
+    except DBAPIError as exc:
+        log.warning("%s: could not release its claim (%s); it is taken over once this process ends", what,
+                    short_error(exc))

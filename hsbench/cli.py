@@ -1,7 +1,8 @@
 """The ``hsbench`` command line.
 
 User mistakes (unknown names, bad options, missing data) end with one sentence on stderr and exit code 2;
-a run that crashes is stored as ``failed`` with its traceback, and the command exits 1.
+a run that crashes is stored as ``failed`` with its traceback, and the command exits 1; so does a fault of the
+environment (full disk, read-only folder, locked or unreachable database), in one line (:mod:`hsbench.faults`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("hsbench")
 
 LIST_KINDS = ("datasets", "strategies", "metrics", "models")
+EXIT_PIPE_CLOSED = 141
+"""Exit code when stdout's reader closed it early (``hsbench list | head -1``): 128 + SIGPIPE, as a shell reports."""
 
 
 def _split_csv(text: str) -> list[str]:
@@ -49,7 +52,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="strategy options, e.g. lr=0.0005 model_options.base_channels=16")
-    p.add_argument("--config", type=Path, help="YAML/JSON/Python file with dataset, strategy, split, seeds, options")
+    p.add_argument("--config", type=Path, help="YAML/JSON file with dataset, strategy, split, seeds, models, options, "
+                                               "device (a Python file only with --trust-config)")
+    p.add_argument("--trust-config", action="store_true",
+                   help="allow a Python --config file: reading it runs its code, so only for files you wrote")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default ./results)")
     p.add_argument("--db", help="results database URL or SQLite path (default <results>/hsbench.db)")
     p.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
@@ -57,15 +63,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _load_config_file(path: Path) -> dict[str, Any]:
-    from mmengine.config import Config
+RUN_CONFIG_KEYS = ("dataset", "strategy", "split", "seeds", "models", "options", "device")
 
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        return Config.fromfile(str(path)).to_dict()
-    except Exception as exc:  # mmengine raises many types for malformed files
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+def _load_config_file(path: Path, *, trust_code: bool = False) -> dict[str, Any]:
+    """The run config as data (YAML/JSON); Python only when the user passed ``--trust-config``."""
+    from hsbench.config_files import read_config_file, reject_unknown_keys
+
+    config = read_config_file(path, what="run config", trust_code=trust_code, trust_flag="--trust-config")
+    reject_unknown_keys(config, RUN_CONFIG_KEYS, f"run config {path}")
+    return config
 
 
 def _resolve_run_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,12 +82,7 @@ def _resolve_run_request(args: argparse.Namespace) -> dict[str, Any]:
     request: dict[str, Any] = {"dataset": "synthetic_drive", "split": "fraction=0.1", "seeds": [0], "options": {},
                                "device": "auto"}
     if args.config is not None:
-        file_cfg = _load_config_file(args.config)
-        unknown = set(file_cfg) - set(request) - {"strategy", "models"}
-        if unknown:
-            raise ConfigError(f"config file {args.config} has unknown keys {sorted(unknown)}; "
-                              "allowed: dataset, strategy, split, seeds, models, options, device")
-        request.update(file_cfg)
+        request.update(_load_config_file(args.config, trust_code=getattr(args, "trust_config", False)))
     for key in ("strategy", "dataset", "split", "seeds", "device"):
         if getattr(args, key) is not None:
             request[key] = getattr(args, key)
@@ -108,13 +110,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: DDP training, rank 0 writes
         device = init_distributed_from_env(device)
     runner = Runner(args.results, db=args.db, data_root=data_root_from(args.data_root), device=device,
-                    progress=not args.no_progress, force=args.force)
-    rows, failures = [], []
+                    progress=not args.no_progress, force=args.force, wait=not args.no_wait)
+    rows, failures, busy = [], [], []
     for model in request["models"]:
         options = dict(request["options"], **({"model": model} if model else {}))
         for seed in request["seeds"]:
             spec = RunSpec(request["dataset"], request["strategy"], str(request["split"]), int(seed), options)
             outcome = runner.run(spec)
+            if outcome.status == "busy":  # --no-wait: the runner's log line named who runs it
+                busy.append(outcome)
+                continue
             if outcome.status == "failed":
                 failures.append(outcome)
                 log.error("run %s (%s, seed %d) failed: %s; see %s", outcome.run_id, outcome.label, seed,
@@ -122,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 continue
             rows.append({"dataset": spec.dataset, "split": str(spec.split), "label": outcome.label,
                          **outcome.test_metrics})
-    if not is_main_process():
+    if not is_main_process() or (busy and not rows and not failures):
         return 0
     print()
     print(f"Test metrics (%, mean ± std over seeds; results in {args.results}):")
@@ -176,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run a strategy; completed runs are skipped, interrupted ones redone. Ends "
                                      "with a table of test metrics (mean ± std over seeds).")
     _add_run_options(run)
+    run.add_argument("--no-wait", action="store_true",
+                     help="when another process is running the same run, exit at once (code 0) naming it, "
+                          "instead of waiting for it and reporting its result")
     lst = sub.add_parser("list", help="list registered datasets, strategies, metrics or models",
                          description="List registered names.")
     lst.add_argument("kind", nargs="?", choices=LIST_KINDS)
@@ -205,8 +213,31 @@ def _configure_logging(verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def _database_of(args: argparse.Namespace) -> str | Path | None:
+    """The results database a command uses (``--db`` or ``<results>/hsbench.db``), named in database faults."""
+    if getattr(args, "db", None):
+        return str(args.db)
+    return Path(args.results) / "hsbench.db" if getattr(args, "results", None) is not None else None
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush into a closed pipe stays quiet too."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured output): nothing will be flushed
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hsbench`` console script."""
+    """Entry point of the ``hsbench`` console script.
+
+    Exit codes: 0 done; 2 a mistake the user can fix (one line); 1 a run failed, or an environment fault (full disk,
+    read-only folder, locked or unreachable database: one line naming the path or URL, see :mod:`hsbench.faults`);
+    130 interrupted; 141 (128 + SIGPIPE, what a shell reports for ``cat big | head -1``) when the reader of stdout
+    closed it early, quietly, like any Unix tool cut short. Programming errors keep their tracebacks.
+    """
+    from hsbench.faults import EXIT_FAULT, describe
+
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     os.environ.setdefault("TQDM_MININTERVAL", "1")
@@ -214,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hsbench.data.scenes import register_user_datasets
 
         register_user_datasets(getattr(args, "data_root", None))  # YAML-described datasets, before any lookup
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
+        return code
     except HsbenchError as exc:
         print(f"hsbench: error: {exc}", file=sys.stderr)
         return 2
@@ -222,7 +255,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hsbench: interrupted; completed runs are stored, the interrupted one will be redone next time",
               file=sys.stderr)
         return 130
-
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_PIPE_CLOSED
+    except Exception as exc:
+        line = describe(exc, database=_database_of(args))
+        if line is None:
+            raise  # a programming error: the traceback is what its reader needs
+        log.debug("the fault's traceback:", exc_info=True)
+        print(f"hsbench: error: {line}", file=sys.stderr)
+        return EXIT_FAULT
 
 if __name__ == "__main__":
     sys.exit(main())

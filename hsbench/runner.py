@@ -2,6 +2,10 @@
 
 A run is (dataset, split, strategy + options, seed). Its id hashes the resolved configuration, including the
 dataset's content hash and the split's hash, so a changed input can never be mistaken for a finished run.
+
+A run executes exactly once at a time: the main process claims it in the results database (:func:`hsbench.claims.
+hold`, the mechanism of benchmark cells) before touching its folder, so a second process on the same run waits
+and reports the first one's result, and takes over only when the first one died.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +26,14 @@ import numpy as np
 import torch
 
 import hsbench
+from hsbench.claims import RUNS_SUITE, CellClaims, Hold, hold
 from hsbench.data.dataset import Dataset
 from hsbench.distributed import is_main_process, rank
 from hsbench.errors import HsbenchError
 from hsbench.evaluation import confusion_on_view
+from hsbench.faults import BestEffortFileHandler, describe, located
 from hsbench.metrics import compute_metrics, per_class_metrics
+from hsbench.names import path_component
 from hsbench.options import config_hash
 from hsbench.provenance import git_commit
 from hsbench.registry import DATASETS, lookup
@@ -56,11 +63,12 @@ class RunSpec:
 @dataclass
 class RunOutcome:
     run_id: str
-    status: str  # completed | skipped | failed
+    status: str  # completed | skipped | failed | busy (another process runs it and the runner would not wait)
     label: str
     test_metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     run_dir: Path | None = None
+    holder: str | None = None  # who runs it, when busy ("pid 123 on host h")
 
 
 @dataclass
@@ -109,8 +117,12 @@ class Runner:
         data_root: where real datasets are prepared (``--data-root`` / ``HSBENCH_DATA``).
         device: torch device for training.
         progress: show progress bars.
-        force: re-run completed runs.
+        force: re-run completed runs (those completed before this call: a run completed by the process it waited
+            for is reported, not repeated).
         num_prediction_images: how many test predictions to save as PNG per run.
+        wait: when another live process runs the same run, wait for it (else return at once as ``busy``).
+        claim_timeout_s: a run claim without a heartbeat for this long is taken over (another host died).
+        heartbeat_s: how often a running run refreshes its claim.
     """
 
     def __init__(
@@ -123,8 +135,13 @@ class Runner:
         progress: bool = True,
         force: bool = False,
         num_prediction_images: int = 3,
+        wait: bool = True,
+        claim_timeout_s: float = 600.0,
+        heartbeat_s: float = 30.0,
     ) -> None:
         self.results_dir = Path(results_dir)
+        self.wait, self.claim_timeout_s, self.heartbeat_s = wait, claim_timeout_s, heartbeat_s
+        self._claims: CellClaims | None = None  # made on the first run, by the main process only
         self.store = ResultsStore(default_database(self.results_dir, db))
         self.data_root = data_root
         self.device = device or torch.device("cpu")
@@ -173,21 +190,48 @@ class Runner:
         """Run one spec (or skip it when already completed). User errors raise :class:`HsbenchError`."""
         timer = _PhaseTimer()
         prepared = self._prepare(spec, timer)
-        run_id, split = prepared.run_id, prepared.split
-        run_dir = self.results_dir / "runs" / run_id
-        existing = self.store.get(run_id)
-        if existing is not None and existing.status == "completed" and not self.force:
-            log.info("run %s (%s, %s, seed %d) already completed: skipped", run_id, prepared.label, split.spec,
-                     spec.seed)
-            return RunOutcome(run_id, "skipped", prepared.label, self._stored_test_metrics(run_id), run_dir=run_dir)
+        run_dir = self.results_dir / "runs" / prepared.run_id
+        if not self.force and self._completed(prepared.run_id):
+            return self._skipped(spec, prepared, run_dir)
         if not is_main_process():
             return self._execute(spec, prepared, run_dir, timer)
-        if run_dir.exists():  # leftovers of an interrupted or failed attempt
+        with self._hold(spec, prepared) as held:
+            if held.busy is not None:
+                return RunOutcome(prepared.run_id, "busy", prepared.label, run_dir=run_dir, holder=str(held.busy))
+            if (held.waited_for is not None or not self.force) and self._completed(prepared.run_id):
+                return self._skipped(spec, prepared, run_dir)  # the holder we waited for completed it
+            return self._start(spec, prepared, run_dir, timer)
+
+    def _completed(self, run_id: str) -> bool:
+        existing = self.store.get(run_id)
+        return existing is not None and existing.status == "completed"
+
+    def _skipped(self, spec: RunSpec, prepared: _Prepared, run_dir: Path) -> RunOutcome:
+        log.info("run %s (%s, %s, seed %d) already completed: skipped", prepared.run_id, prepared.label,
+                 prepared.split.spec, spec.seed)
+        return RunOutcome(prepared.run_id, "skipped", prepared.label, self._stored_test_metrics(prepared.run_id),
+                          run_dir=run_dir)
+
+    def _hold(self, spec: RunSpec, prepared: _Prepared) -> AbstractContextManager[Hold]:
+        """Claim the run as the cell ``<run id>`` of :data:`RUNS_SUITE`; its folder is ours while held."""
+        from hsbench.suite import Cell  # hsbench.suite imports this module
+
+        if self._claims is None:
+            self._claims = CellClaims(self.store.engine)
+        cell = Cell(RUNS_SUITE, 0, spec.dataset, spec.strategy, prepared.label, prepared.split.spec, spec.seed,
+                    dict(spec.options), prepared.run_id)
+        return hold(self._claims, cell, what=f"run {prepared.run_id} ({prepared.label}, {prepared.split.spec}, "
+                    f"seed {spec.seed})", stale_after_s=self.claim_timeout_s, heartbeat_s=self.heartbeat_s,
+                    wait=self.wait)
+
+    def _start(self, spec: RunSpec, prepared: _Prepared, run_dir: Path, timer: _PhaseTimer) -> RunOutcome:
+        """Start a held run: clear leftovers of an interrupted or failed attempt, mark it running, execute."""
+        if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         commit = git_commit()
         self.store.begin(
-            run_id,
+            prepared.run_id,
             {
                 **{key: value for key, value in prepared.config.items() if key != "options"},
                 "strategy_label": prepared.label,
@@ -311,12 +355,11 @@ class Runner:
             )
             return RunOutcome(run_id, "completed", label, results["test"]["metrics"], run_dir=run_dir)
         except BaseException as exc:
+            fault = describe(located(exc, run_dir)) if main else None
             if main:
-                text = traceback.format_exc()
-                run_log.error("run %s failed:\n%s", run_id, text)
-                self.store.fail(run_id, text, timer.seconds)
-            if isinstance(exc, HsbenchError) or not isinstance(exc, Exception):
-                raise
+                self._record_failure(run_id, run_log, handler, timer.seconds, fault)
+            if fault is not None or isinstance(exc, HsbenchError) or not isinstance(exc, Exception):
+                raise  # an environment fault stops the command: the next run would hit it too
             return RunOutcome(run_id, "failed", label, error=f"{type(exc).__name__}: {exc}", run_dir=run_dir)
         finally:
             if handler is not None:
@@ -324,6 +367,28 @@ class Runner:
                 handler.close()
             if not main:
                 shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _record_failure(
+        self, run_id: str, run_log: logging.Logger, handler: logging.Handler | None, seconds: dict[str, float],
+        fault: str | None,
+    ) -> None:
+        """Mark the run failed in the database first, then log the traceback where it can still be written.
+
+        The fault may be the run folder itself (full disk, read-only), so the row comes first and the log file is
+        best effort; a row left ``running`` would look like a live run. A database that refuses even this leaves the
+        row to be reset by the next attempt, and the original exception is what the user sees. An environment
+        fault's traceback goes to ``log.txt`` only (the console gets one line); a crash's to both.
+        """
+        text = traceback.format_exc()
+        try:
+            self.store.fail(run_id, fault or text, seconds)
+        except Exception as db_exc:  # noqa: BLE001 (the original exception matters more)
+            log.debug("run %s could not be marked failed: %s", run_id, db_exc)
+        if fault is None:
+            run_log.error("run %s failed:\n%s", run_id, text)
+        elif handler is not None:
+            handler.handle(run_log.makeRecord(run_log.name, logging.ERROR, __file__, 0, "run %s failed: %s\n%s",
+                                              (run_id, fault, text), None))
 
     def _evaluate(
         self,
@@ -339,7 +404,8 @@ class Runner:
 
         def keep_panel(sample, prediction) -> None:
             if len(saved) < self.num_prediction_images:
-                save_prediction_panel(run_dir / "predictions" / f"{sample.id}.png", sample, prediction, dataset.card)
+                save_prediction_panel(run_dir / "predictions" / f"{path_component(sample.id)}.png", sample, prediction,
+                                      dataset.card)
                 saved.append(sample.id)
 
         for part in parts:
@@ -369,7 +435,7 @@ class Runner:
 
     @staticmethod
     def _attach_log_file(logger: logging.Logger, run_dir: Path) -> logging.Handler:
-        handler = logging.FileHandler(run_dir / "log.txt")
+        handler = BestEffortFileHandler(run_dir / "log.txt")  # a full disk must not fail the failure path
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

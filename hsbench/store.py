@@ -3,6 +3,10 @@
 A run row is written as ``running`` when the run starts and becomes ``completed`` in one transaction with all
 its metric and confusion rows, so a run killed at any moment leaves either nothing or a ``running`` row with no
 results, never a half-written result. A re-run resets such a row and does the work again.
+
+The runner's reads and writes are retried through a lost connection (a PostgreSQL restart) or a briefly locked
+SQLite file (:mod:`hsbench.db_retry`); each write deletes what it is about to write first, so a retry after a
+commit whose acknowledgement was lost writes the same rows once.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,8 +43,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+
+from hsbench.db_retry import retry_transient
 
 __all__ = ["ResultsStore", "RunRecord", "database_url"]
 
@@ -108,8 +114,17 @@ def database_url(db: str | Path) -> str:
 
 
 def _engine_options(url: str) -> dict[str, Any]:
-    """SQLite waits up to a minute for the write lock: benchmark workers and their progress bar share one file."""
-    return {"connect_args": {"timeout": 60.0}} if url.startswith("sqlite") else {}
+    """SQLite waits up to a minute for the write lock: benchmark workers and their progress bar share one file.
+
+    A server's pooled connections are pinged before use (a restarted server left them dead) and a connection
+    attempt gives up after 10 s, so that an unreachable host is reported, or retried, instead of hanging.
+    """
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60.0}}
+    server: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        server["connect_args"] = {"connect_timeout": 10}
+    return server
 
 
 def _add_missing_columns(engine: Engine) -> None:
@@ -143,6 +158,10 @@ class RunRecord:
     status: str
     run_dir: str | None
     error: str | None
+
+
+MAX_ERROR_CHARS = 20_000
+"""The stored error of a failed run is at most this long (its end: a traceback's last lines name the cause)."""
 
 
 def _now() -> datetime:
@@ -185,13 +204,19 @@ class ResultsStore:
                 time.sleep(0.05 * (attempt + 1))
         _add_missing_columns(self.engine)
 
+    def _transaction(self, fn: Callable[[Connection], Any], what: str) -> Any:
+        """Run ``fn`` in one transaction, again after a lost connection or lock (it must be idempotent)."""
+
+        def attempt() -> Any:
+            with self.engine.begin() as conn:
+                return fn(conn)
+
+        return retry_transient(attempt, what)
+
     def get(self, run_id: str) -> RunRecord | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(runs_table.c.run_id, runs_table.c.status, runs_table.c.run_dir, runs_table.c.error).where(
-                    runs_table.c.run_id == run_id
-                )
-            ).first()
+        query = select(runs_table.c.run_id, runs_table.c.status, runs_table.c.run_dir, runs_table.c.error).where(
+            runs_table.c.run_id == run_id)
+        row = self._transaction(lambda conn: conn.execute(query).first(), f"reading run {run_id}")
         return RunRecord(*row) if row else None
 
     def begin(self, run_id: str, row: dict[str, Any]) -> None:
@@ -206,10 +231,13 @@ class ResultsStore:
             "finished_at": None,
             "error": None,
         }
-        with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> None:
             self._delete_results(conn, [run_id])
             conn.execute(delete(runs_table).where(runs_table.c.run_id == run_id))
             conn.execute(insert(runs_table).values(**values))
+
+        self._transaction(write, f"starting run {run_id}")
 
     def complete(
         self,
@@ -236,7 +264,8 @@ class ResultsStore:
             {"run_id": run_id, "part": part, "matrix": np.asarray(cm, dtype=np.int64).tolist()}
             for part, cm in confusions.items()
         ]
-        with self.engine.begin() as conn:
+
+        def write(conn: Connection) -> None:
             self._delete_results(conn, [run_id])
             if metric_rows:
                 conn.execute(insert(metrics_table), metric_rows)
@@ -248,18 +277,24 @@ class ResultsStore:
                 .values(status="completed", timings=timings, facts=_jsonable(facts), finished_at=_now())
             )
 
+        self._transaction(write, f"storing the results of run {run_id}")
+
     def fail(self, run_id: str, error: str, timings: dict[str, float] | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(runs_table)
-                .where(runs_table.c.run_id == run_id)
-                .values(status="failed", error=error, timings=timings, finished_at=_now())
-            )
+        """Mark a running run failed; the failure handler calls this, so it must not fail on its input.
+
+        Only a ``running`` row changes: an interrupt that arrives after :meth:`complete` leaves the stored results
+        valid. The error is stored without NUL characters (PostgreSQL text refuses them; a message quoting a
+        corrupt file may hold some) and cut to its last :data:`MAX_ERROR_CHARS` (a traceback ends with its cause).
+        """
+        error = error.replace("\x00", "\\x00")[-MAX_ERROR_CHARS:]
+        statement = (update(runs_table).where((runs_table.c.run_id == run_id) & (runs_table.c.status == "running"))
+                     .values(status="failed", error=error, timings=_jsonable(timings), finished_at=_now()))
+        self._transaction(lambda conn: conn.execute(statement), f"marking run {run_id} failed")
 
     def tag_study(self, run_ids: Iterable[str], study: str) -> None:
         """Mark runs as the refit of a sweep study's best parameters, so reports can show them with the study."""
-        with self.engine.begin() as conn:
-            conn.execute(update(runs_table).where(runs_table.c.run_id.in_(list(run_ids))).values(study=study))
+        statement = update(runs_table).where(runs_table.c.run_id.in_(list(run_ids))).values(study=study)
+        self._transaction(lambda conn: conn.execute(statement), f"tagging runs with study {study}")
 
     @staticmethod
     def _delete_results(conn, run_ids: Iterable[str]) -> None:
@@ -282,8 +317,8 @@ class ResultsStore:
         )
         if run_ids is not None:
             query = query.where(metrics_table.c.run_id.in_(list(run_ids)))
-        with self.engine.connect() as conn:
-            long = pd.DataFrame(conn.execute(query).all(), columns=["run_id", "metric", "value"])
+        rows = self._transaction(lambda conn: conn.execute(query).all(), "reading metrics")
+        long = pd.DataFrame(rows, columns=["run_id", "metric", "value"])
         if long.empty:
             return pd.DataFrame()
         return long.pivot(index="run_id", columns="metric", values="value")

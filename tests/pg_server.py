@@ -45,12 +45,14 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """Start with :meth:`start` (returns a SQLAlchemy URL of database ``postgres``), stop with :meth:`stop`."""
+    """Start with :meth:`start` (returns a SQLAlchemy URL of database ``postgres``), stop with :meth:`stop`;
+    :meth:`restart` stops and starts the same server (a maintenance restart, as clients see it)."""
 
     def __init__(self) -> None:
         self.url: str | None = os.environ.get(URL_ENV)
         self._data_dir: Path | None = None
         self._user: str | None = None
+        self._port: int | None = None
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         command = list(args)
@@ -72,20 +74,33 @@ class PostgresServer:
         self._data_dir = Path(tempfile.mkdtemp(prefix="hsbench-pg-"))
         if self._user is not None:
             shutil.chown(self._data_dir, user=self._user)
-        port = _free_port()
-        steps = [
-            (str(bin_dir / "initdb"), "-D", str(self._data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"),
-            (str(bin_dir / "pg_ctl"), "-D", str(self._data_dir), "-l", str(self._data_dir / "server.log"), "-w",
-             "-o", f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' "
-                   "-c max_connections=200 -c fsync=off", "start"),
-        ]
-        for step in steps:
+        self._port = _free_port()
+        initdb = (str(bin_dir / "initdb"), "-D", str(self._data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        for step in (initdb, self._pg_ctl_start()):
             result = self._run(*step)
             if result.returncode != 0:
                 self.stop()
                 raise PostgresUnavailable(f"{Path(step[0]).name} failed: {(result.stderr or result.stdout).strip()}")
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self._port}/postgres"
         return self.url
+
+    def _pg_ctl_start(self) -> tuple[str, ...]:
+        return (str(_bin_dir() / "pg_ctl"), "-D", str(self._data_dir), "-l", str(self._data_dir / "server.log"), "-w",
+                "-o", f"-c listen_addresses=127.0.0.1 -c port={self._port} -c unix_socket_directories='' "
+                      "-c max_connections=200 -c fsync=off", "start")
+
+    def restart(self, down_s: float = 2.0) -> None:
+        """Stop the server (``fast``: open transactions are rolled back, every connection is dropped), keep it
+        down for ``down_s`` seconds, and start it again on the same port and data."""
+        if self._data_dir is None:
+            raise PostgresUnavailable("only a server started here can be restarted (not $" + URL_ENV + ")")
+        for step in ((str(_bin_dir() / "pg_ctl"), "-D", str(self._data_dir), "-m", "fast", "-w", "stop"),
+                     self._pg_ctl_start()):
+            result = self._run(*step)
+            if result.returncode != 0:
+                raise RuntimeError(f"pg_ctl {step[-1]} failed: {(result.stderr or result.stdout).strip()}")
+            if step[-1] == "stop":
+                time.sleep(down_s)
 
     def create_database(self, name: str) -> str:
         """A fresh database on the server; returns its URL."""
