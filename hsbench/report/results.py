@@ -14,16 +14,28 @@ import numpy as np
 import pandas as pd
 
 from hsbench.data.card import DatasetCard
-from hsbench.errors import UnknownNameError
+from hsbench.errors import HsbenchError, UnknownNameError
+from hsbench.faults import redact_url
 from hsbench.options import config_hash
 from hsbench.registry import DATASETS, lookup
 from hsbench.store import ResultsStore
 from hsbench.suite import Suite
 
-__all__ = ["ReportData", "REPORT_METRICS", "load_suite_results", "load_all_results"]
+__all__ = ["ReportData", "REPORT_METRICS", "NothingToReport", "load_suite_results", "load_all_results"]
 
 REPORT_METRICS: tuple[tuple[str, str], ...] = (("oa", "R_µ"), ("macc", "R_M"), ("mf1", "F1_M"), ("miou", "J_M"))
 """HS3-Bench's four columns, in its order: overall accuracy, mean class accuracy, macro F1, macro IoU."""
+
+
+class NothingToReport(HsbenchError):
+    """No completed run matches: an empty report would only hide that the wrong database or suite was given."""
+
+
+def _require_runs(runs: pd.DataFrame, store: ResultsStore, scope: str, fix: str) -> pd.DataFrame:
+    if runs.empty:
+        raise NothingToReport(f"nothing to report: no completed runs {scope} in {redact_url(store.url)}; {fix}")
+    return runs
+
 
 _RUN_COLUMNS = ["run_id", "dataset", "dataset_version", "dataset_fingerprint", "split", "label", "seed", "run_dir"]
 
@@ -114,7 +126,9 @@ def load_suite_results(store: ResultsStore, suite: Suite, *, sweep_storage: str 
         rows.append({"run_id": run_id, "dataset": cell.dataset, "dataset_version": run["dataset_version"],
                      "dataset_fingerprint": run["dataset_fingerprint"], "split": cell.split, "label": cell.label,
                      "seed": cell.seed, "run_dir": run["run_dir"]})
-    runs = _with_metrics(store, pd.DataFrame(rows, columns=_RUN_COLUMNS))
+    runs = _require_runs(_with_metrics(store, pd.DataFrame(rows, columns=_RUN_COLUMNS)), store,
+                         f"of suite {suite.name} ({len(cells)} cells)",
+                         f"run `hsbench benchmark --suite {suite.name}` first, or check --results / --db")
     return ReportData(
         name=suite.name,
         description=suite.description,
@@ -135,22 +149,19 @@ def load_all_results(store: ResultsStore, *, sweep_storage: str | None = None) -
     dataset and split get the options' hash appended, so that different configurations are never averaged
     together. For a repeated configuration (same label, options and seed) the latest run counts.
     """
-    runs = store.runs()
-    if runs.empty:
-        frame = pd.DataFrame(columns=_RUN_COLUMNS)
-    else:
-        runs = runs.sort_values("finished_at")
-        runs["options_hash"] = [config_hash(c.get("options", {}), 6) for c in runs["config"]]
-        runs["label"] = runs["strategy_label"]
-        if "study" in runs:  # refits of a sweep's best parameters (``hsbench sweep --refit-best``)
-            tuned = runs["study"].notna()
-            runs.loc[tuned, "label"] = runs.loc[tuned, "strategy_label"] + " (tuned: " + runs.loc[tuned, "study"] + ")"
-        variants = runs.groupby(["dataset", "split", "label"])["options_hash"].transform("nunique")
-        ambiguous = variants > 1
-        runs.loc[ambiguous, "label"] = runs.loc[ambiguous, "label"] + "#" + runs.loc[ambiguous, "options_hash"]
-        runs = runs.drop_duplicates(["dataset", "split", "label", "seed"], keep="last")
-        frame = runs[_RUN_COLUMNS].copy()
-    frame = _with_metrics(store, frame)
+    runs = _require_runs(store.runs(), store, "at all",
+                         "run `hsbench run` or `hsbench benchmark` first, or check --results / --db")
+    runs = runs.sort_values("finished_at")
+    runs["options_hash"] = [config_hash(c.get("options", {}), 6) for c in runs["config"]]
+    runs["label"] = runs["strategy_label"]
+    if "study" in runs:  # refits of a sweep's best parameters (``hsbench sweep --refit-best``)
+        tuned = runs["study"].notna()
+        runs.loc[tuned, "label"] = runs.loc[tuned, "strategy_label"] + " (tuned: " + runs.loc[tuned, "study"] + ")"
+    variants = runs.groupby(["dataset", "split", "label"])["options_hash"].transform("nunique")
+    ambiguous = variants > 1
+    runs.loc[ambiguous, "label"] = runs.loc[ambiguous, "label"] + "#" + runs.loc[ambiguous, "options_hash"]
+    runs = runs.drop_duplicates(["dataset", "split", "label", "seed"], keep="last")
+    frame = _with_metrics(store, runs[_RUN_COLUMNS].copy())
     return ReportData(
         name="all",
         description="Every completed run in the results database.",
