@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from hsbench.errors import ConfigError
+from hsbench.names import inside
 
 __all__ = ["add_benchmark_parsers", "cmd_benchmark", "cmd_report"]
 
@@ -61,16 +62,25 @@ def _sweep_storage(args: argparse.Namespace) -> str | None:
     return str(journal) if journal.is_file() else None
 
 
+def _report_dir(args: argparse.Namespace, suite) -> Path:
+    """``--out`` as given, or ``<reports>/<suite or all>``, which must not lead out of ``--reports`` (a symlink)."""
+    if getattr(args, "out", None):
+        return Path(args.out)
+    out_dir = Path(args.reports) / (suite.name if suite is not None else "all")
+    inside(Path(args.reports), out_dir, "report folder")
+    return out_dir
+
+
 def _write_report(args: argparse.Namespace, suite) -> Path:
     from hsbench.report import load_all_results, load_suite_results, write_report
     from hsbench.store import ResultsStore, default_database
 
+    out_dir = _report_dir(args, suite)  # checked before anything is read or written
     store = ResultsStore(default_database(args.results, args.db))
     if suite is None:
         data = load_all_results(store, sweep_storage=_sweep_storage(args))
     else:
         data = load_suite_results(store, suite, sweep_storage=_sweep_storage(args))
-    out_dir = getattr(args, "out", None) or Path(args.reports) / data.name
     files = write_report(data, out_dir)
     print(files.tables["md"].read_text(encoding="utf-8"))
     print(f"Report: {out_dir}/leaderboard.{{md,html,tex,csv}}, {len(files.figures)} figures in {out_dir}/figures")
@@ -114,6 +124,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.dry_run:
         _print_matrix(args, suite)
         return 0
+    if not args.no_report:
+        _report_dir(args, suite)  # a report folder leading out of --reports fails now, not after the matrix ran
     config = BenchmarkConfig(results_dir=args.results, db=args.db, data_root=args.data_root, device=args.device,
                              workers=args.workers, stale_after_s=args.claim_timeout, heartbeat_s=args.heartbeat,
                              progress=not args.no_progress)
