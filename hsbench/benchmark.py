@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,6 +225,14 @@ def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threa
         work(cells, config, since=since)
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        from hsbench.faults import EXIT_FAULT, describe
+
+        line = describe(exc, database=config.database)
+        if line is None:
+            raise  # a programming error keeps its traceback
+        log.error("%s", line)  # an environment fault: one line, like the single-process command
+        sys.exit(EXIT_FAULT)
 
 
 

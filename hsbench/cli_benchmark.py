@@ -134,8 +134,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
           f"{summary.states['failed']} failed, {summary.wall_s:.0f} s", file=sys.stderr)
     for error in summary.errors:
         print(f"  failed: {error}", file=sys.stderr)
-    if not args.no_report:
+    if not args.no_report and summary.states["done"]:
         _write_report(args, suite)
+    elif not args.no_report:
+        print(f"suite {suite.name}: no cell completed, so no report was written", file=sys.stderr)
     return 0 if summary.states["failed"] == 0 else 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -259,3 +260,42 @@ def test_cli_benchmark_shows_one_bar_and_ends_with_the_report(tmp_path, plugins,
     assert "6/6" in err and "cell" in err  # the progress bar
     assert "suite cli: 6 of 6 cells done, 0 failed" in err
     assert "## Split `fraction=0.5`" in out and (tmp_path / "reports" / "cli" / "leaderboard.html").is_file()
+
+
+def test_a_benchmark_whose_every_cell_failed_exits_1_without_a_report_error(tmp_path, plugins, monkeypatch,
+                                                                          capsys) -> None:
+    from hsbench.cli import main
+
+    monkeypatch.setenv(FAIL_ENV, "0")
+    suite = tmp_path / "all_fail.yaml"
+    suite.write_text("name: all_fail\nseeds: [0]\nsplits: [fraction=1.0]\ndatasets: [tiny_segmentation]\n"
+                     "strategies: [{strategy: counting}]\n")
+    argv = ["benchmark", "--suite", str(suite), "--results", str(tmp_path / "results"), "--reports",
+            str(tmp_path / "reports"), "--no-progress", "--device", "cpu"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no cell completed, so no report was written" in err and "NothingToReport" not in err
+    assert not (tmp_path / "reports" / "all_fail").exists()
+
+
+def _init_with_a_full_disk() -> None:
+    """``worker_init`` of a spawned worker: the plug-ins, and a disk that is full when results are written."""
+    import errno
+
+    from hsbench.runner import Runner
+
+    register_test_plugins()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "metrics.json")
+
+    Runner._write_results = staticmethod(full)
+
+
+def test_an_environment_fault_in_a_worker_process_is_one_line(tmp_path, plugins, capfd) -> None:
+    config = _config(tmp_path, workers=2, worker_init=_init_with_a_full_disk, heartbeat_s=0.2, stale_after_s=5.0)
+    summary = run_benchmark(_suite(seeds=(0,)), config)
+    err = capfd.readouterr().err
+    assert re.search(r"\[worker \d\] ERROR metrics\.json: no space left on the device \(ENOSPC\)", err)
+    assert "Process hsbench-worker" not in err and "OSError" not in err  # multiprocessing's traceback header
+    assert summary.states["done"] == 0 and summary.states["running"] == 0
