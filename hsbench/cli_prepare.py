@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
 
 __all__ = ["add_prepare_parser", "cmd_prepare", "format_report"]
 
 _SHOWN_MISSING = 40
+_H5_SUFFIXES = (".h5", ".hdf5")
 
 
 def add_prepare_parser(subparsers: Any) -> None:
@@ -30,7 +31,8 @@ def add_prepare_parser(subparsers: Any) -> None:
         epilog="Example: hsbench prepare hsi_drive --raw ~/downloads/HSI-Drive-v2",
     )
     p.add_argument("name", help="dataset name (see `hsbench list datasets`)")
-    p.add_argument("--raw", type=Path, required=True, metavar="DIR", help="folder holding the downloaded raw data")
+    p.add_argument("--raw", type=Path, metavar="DIR",
+                   help="folder holding the downloaded raw data (required unless --verify alone)")
     p.add_argument("--format", metavar="NAME",
                    help="raw layout to read (default: the dataset's first; the error for an unknown one lists them)")
     p.add_argument("--data-root", type=Path, metavar="DIR",
@@ -39,6 +41,9 @@ def add_prepare_parser(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true",
                    help="delete what was prepared before and rebuild (needed after a card version change)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every prepared file against the manifest (opening checks only sizes and headers); "
+                        "damaged samples are set aside for the next --raw run to prepare again; exit 1 if any")
 
 
 def _real_provider(name: str) -> Any:
@@ -50,6 +55,20 @@ def _real_provider(name: str) -> Any:
         raise ConfigError(f"dataset {name!r} is embedded and needs no preparation; use it directly, "
                           f"e.g. `hsbench run --dataset {name} --strategy in_domain`")
     return provider
+
+
+def _format_hint(provider: Any, raw_dir: Path) -> str:
+    """When the default layout found nothing but the raw folder holds HDF5 files, the format that reads them."""
+    from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
+
+    h5_format = Hs3BenchH5Format.name
+    if h5_format not in provider.formats or not raw_dir.is_dir():
+        return ""
+    h5_files = sorted(p.name for p in raw_dir.iterdir() if p.suffix.lower() in _H5_SUFFIXES)
+    if not h5_files:
+        return ""
+    shown = ", ".join(h5_files[:3]) + (", ..." if len(h5_files) > 3 else "")
+    return f"; {raw_dir} holds HDF5 files ({shown}); if they are HS3-Bench's, pass --format {h5_format}"
 
 
 def format_report(report: Any, raw_dir: Path) -> str:
@@ -81,13 +100,40 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from hsbench.data.prepared import prepare_dataset
 
     provider = _real_provider(args.name)
+    if args.raw is None:
+        if args.verify:
+            return _verify(provider, args)
+        raise ConfigError(f"hsbench prepare {args.name} needs --raw DIR (the downloaded raw data), or --verify to "
+                          "check what is prepared")
     raw_dir = args.raw.expanduser()
     try:
         report = prepare_dataset(provider, raw_dir, data_root_from(args.data_root), format=args.format,
                                  strict=args.strict, progress=not args.no_progress, force=args.force)
+    except DataError as exc:
+        hint = _format_hint(provider, raw_dir) if args.format is None else ""
+        if not hint:
+            raise
+        raise DataError(f"{exc}{hint}") from exc
     except KeyboardInterrupt:
         print(f"hsbench: interrupted; the samples prepared so far are kept, run the same command again to "
               f"finish {args.name}", file=sys.stderr)
         return 130
     print(format_report(report, raw_dir))
-    return 0 if report.complete else 1
+    code = 0 if report.complete else 1
+    return max(code, _verify(provider, args)) if args.verify else code
+
+
+def _verify(provider: Any, args: argparse.Namespace) -> int:
+    """``--verify``: the full hash check; prints one line per damaged sample; 0 when all are intact."""
+    from hsbench.data.paths import data_root_from
+    from hsbench.data.prepared import verify_prepared
+
+    report = verify_prepared(provider, data_root_from(args.data_root), progress=not args.no_progress)
+    recorded = f"; file hashes recorded now for {report.hashed_now} (older manifest)" if report.hashed_now else ""
+    print(f"{report.dataset}: verified {report.checked} sample(s) in {report.dataset_dir}{recorded}")
+    if report.ok:
+        return 0
+    print(f"{len(report.bad)} damaged sample(s), set aside; prepare them again with "
+          f"`hsbench prepare {report.dataset} --raw DIR`:")
+    print("\n".join(f"  {line}" for line in report.bad))
+    return 1

@@ -5,12 +5,17 @@ dataset. The cache folder is keyed by the checkpoint hash, the dataset fingerpri
 fingerprint covers cube bytes, not the card), under ``hsbench_home()/features``::
 
     <checkpoint[:16]>/<dataset[:16]>-<wavelengths[:8]>/<cube digest>.npy   features (D, H, W), float16
-    <checkpoint[:16]>/<dataset[:16]>-<wavelengths[:8]>/index.json         written last: the folder is complete
+    <checkpoint[:16]>/<dataset[:16]>-<wavelengths[:8]>/index.json         written last: the folder is complete,
+                                                                          with each file's content hash
 
 Files are named by the digest of the cube they were computed from, so a lookup needs only the cube (a learner's
 input transform never sees sample ids) and can never return another image's features. Every file is written
 atomically; an interrupted extraction resumes from the files already there. Features are stored as float16:
 half the disk and read time, and their ~3 significant digits are far below what a head trained on them resolves.
+
+Every file is verified against the hash in the index (:mod:`hsbench.integrity`) when the cache is opened and when
+it is read: a file that was zeroed, truncated or edited is moved aside (``<name>.corrupt-<time>``, one warning)
+and extracted again, and the run's facts then say ``feature_cache_hit: false`` with the number rebuilt.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from hsbench._atomic import atomic_file, atomic_write_text, file_lock
 from hsbench.data.dataset import Dataset, array_digest
 from hsbench.data.paths import hsbench_home
 from hsbench.data.transforms import PixelTransform
+from hsbench.integrity import IntegrityError, file_hash, move_aside, verify
 
 __all__ = ["extract_cube", "FeatureCache", "FrozenFeatures", "FEATURE_FORMAT"]
 
-FEATURE_FORMAT = 1
-"""Bumped when stored features change meaning (part of the cache key)."""
+FEATURE_FORMAT = 2
+"""Bumped when stored features change meaning or the index its form (part of the cache key). 2: file hashes."""
 
 ExtractFn = Callable[[np.ndarray], np.ndarray]
 
@@ -78,6 +84,7 @@ class FeatureCache:
         self.folder = root / checkpoint_hash[:16] / f"{dataset_fingerprint[:16]}-{bands[:8]}"
         self.key = {"checkpoint_hash": checkpoint_hash, "dataset_fingerprint": dataset_fingerprint,
                     "wavelengths_nm": list(wavelengths_nm), "format": FEATURE_FORMAT}
+        self._index_hashes: dict[str, str] | None = None
 
     @property
     def index_path(self) -> Path:
@@ -90,50 +97,88 @@ class FeatureCache:
     def _path(self, digest: str) -> Path:
         return self.folder / f"{digest[:32]}.npy"
 
+    def _hashes(self) -> dict[str, str]:
+        """File name -> content hash, from the index (empty when there is none or it is unreadable)."""
+        if self._index_hashes is None:
+            try:
+                self._index_hashes = dict(json.loads(self.index_path.read_text())["files"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return {}
+        return self._index_hashes
+
     def lookup(self, cube: np.ndarray) -> np.ndarray | None:
-        """Stored features ``(D, H, W)`` float32 of this exact cube, or ``None``."""
+        """Stored, verified features ``(D, H, W)`` float32 of this exact cube, or ``None`` (a bad file is moved
+        aside, so the caller computes the features instead)."""
         path = self._path(array_digest(np.asarray(cube)))
-        if not path.is_file():
+        expected = self._hashes().get(path.name)
+        if expected is None or not path.is_file():
+            return None
+        try:
+            verify(path, expected)
+        except IntegrityError as exc:
+            move_aside(path, exc.detail)
             return None
         return np.load(path).astype(np.float32)
 
-    def build(self, dataset: Dataset, extract: ExtractFn, *, progress: bool = False) -> dict[str, Any]:
-        """Make sure every sample's features are stored; returns what it did (hit or extraction, seconds).
+    def _damaged(self) -> list[str]:
+        """Names of indexed files that are missing or fail their hash (each moved aside, one warning each)."""
+        hashes = self._hashes()
+        if not hashes:
+            move_aside(self.index_path, "the index records no file hashes")
+            return ["index.json"]
+        bad = []
+        for name, expected in hashes.items():
+            try:
+                verify(self.folder / name, expected)
+            except IntegrityError as exc:
+                move_aside(self.folder / name, exc.detail)
+                bad.append(name)
+        return bad
 
-        Holds a lock while extracting, so concurrent runs on the same dataset and checkpoint extract once.
+    def build(self, dataset: Dataset, extract: ExtractFn, *, progress: bool = False) -> dict[str, Any]:
+        """Make sure every sample's features are stored and intact; returns what it did (hit, rebuilt, seconds).
+
+        A complete cache is verified file by file; damaged files are moved aside and extracted again, and then
+        it is not a hit. Holds a lock while extracting, so concurrent runs on one dataset and checkpoint extract
+        once.
         """
         start = time.perf_counter()
-        if self.complete:
+        self._index_hashes = None
+        if self.complete and not self._damaged():
             return {"feature_cache_hit": True, "feature_seconds": time.perf_counter() - start,
                     "feature_cache": str(self.folder)}
         with file_lock(self.folder.parent / f".{self.folder.name}.lock"):
-            if self.complete:
+            self._index_hashes = None
+            if self.complete and not self._damaged():  # built (or repaired) by another process while we waited
                 return {"feature_cache_hit": True, "feature_seconds": time.perf_counter() - start,
                         "feature_cache": str(self.folder)}
-            digests, pixels, extracted = self._extract_missing(dataset, extract, progress)
+            digests, files, pixels, extracted = self._extract_missing(dataset, extract, progress)
             seconds = time.perf_counter() - start
-            index = {**self.key, "samples": digests, "pixels": pixels, "extracted_samples": extracted,
-                     "seconds": seconds}
+            index = {**self.key, "samples": digests, "files": files, "pixels": pixels,
+                     "extracted_samples": extracted, "seconds": seconds}
             atomic_write_text(self.index_path, json.dumps(index, indent=1))
+            self._index_hashes = files
         return {"feature_cache_hit": False, "feature_seconds": seconds, "feature_pixels": pixels,
-                "feature_pixels_per_s": pixels / max(seconds, 1e-9), "feature_cache": str(self.folder)}
+                "feature_extracted_samples": extracted, "feature_pixels_per_s": pixels / max(seconds, 1e-9),
+                "feature_cache": str(self.folder)}
 
     def _extract_missing(
         self, dataset: Dataset, extract: ExtractFn, progress: bool
-    ) -> tuple[dict[str, str], int, int]:
+    ) -> tuple[dict[str, str], dict[str, str], int, int]:
         digests: dict[str, str] = {}
+        files: dict[str, str] = {}
         pixels = extracted = 0
         for sample_id in tqdm(dataset.sample_ids, desc="features", unit="image", leave=False, disable=not progress):
             cube = np.asarray(dataset.load(sample_id).cube)
             digest = digests[sample_id] = array_digest(cube)
             pixels += cube.shape[1] * cube.shape[2]
             path = self._path(digest)
-            if path.is_file():  # left by an interrupted extraction, complete since written atomically
-                continue
-            with atomic_file(path) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, extract(cube).astype(np.float16))
-            extracted += 1
-        return digests, pixels, extracted
+            if not path.is_file():  # else left by an interrupted extraction, complete since written atomically
+                with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, extract(cube).astype(np.float16))
+                extracted += 1
+            files[path.name] = file_hash(path)
+        return digests, files, pixels, extracted
 
 
 class FrozenFeatures:

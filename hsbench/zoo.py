@@ -9,13 +9,15 @@ Layout under ``hsbench_home()/zoo`` (``$HSBENCH_HOME`` overrides)::
 
 An artifact folder is staged under a temporary name and renamed into place when complete, so an interrupted
 pretraining never leaves a half artifact; a lock file keeps two processes from pretraining the same key at once.
-Nothing is ever downloaded: missing artifacts are built locally by the caller's ``build_fn``.
+``metadata.json`` records the weights file's content hash (:mod:`hsbench.integrity`), verified on every open: an
+artifact whose weights were zeroed, truncated or edited is moved aside (``<key>.corrupt-<time>``, one warning) and
+``get_or_create`` builds it again. Nothing is ever downloaded: missing artifacts are built locally by the caller's
+``build_fn``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +30,12 @@ import torch
 import hsbench
 from hsbench._atomic import file_lock, publish_dir, staging_dir
 from hsbench.data.paths import hsbench_home
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
+from hsbench.integrity import IntegrityError, file_hash, move_aside, verify
 from hsbench.options import config_hash
 from hsbench.provenance import git_commit
 
-__all__ = ["Artifact", "Zoo", "WeightsFile", "read_weights_file", "file_sha256", "WEIGHT_READERS"]
+__all__ = ["Artifact", "Zoo", "WeightsFile", "read_weights_file", "check_user_file", "WEIGHT_READERS"]
 
 ZOO_FORMAT = 1
 """Bumped when the artifact layout changes (part of every key)."""
@@ -44,14 +47,6 @@ BuildFn = Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
 """``build_fn() -> (state_dict, extra metadata such as the loss curve)``."""
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Artifact:
     """A stored model.
@@ -60,7 +55,8 @@ class Artifact:
         key: content address (``None`` for a user file outside the zoo).
         weights_path: the safetensors file.
         metadata: recipe, source, loss curve, provenance.
-        checkpoint_hash: SHA-256 of the weights file: what downstream caches (features) key on.
+        checkpoint_hash: SHA-256 of the weights file, verified when the artifact was opened: what runs record
+            and downstream caches (features) key on.
     """
 
     key: str | None
@@ -75,6 +71,17 @@ class Artifact:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return safetensors.torch.load_file(str(self.weights_path))
+
+    def load_into(self, model: torch.nn.Module, transform: Callable[[dict], dict] | None = None) -> torch.nn.Module:
+        """Load the weights (after ``transform``, e.g. a key selection) strictly: hsbench wrote them for this
+        model, so any missing or unexpected key is an error naming the artifact, never a silent partial load."""
+        state = self.state_dict()
+        state = transform(state) if transform is not None else state
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise DataError(f"zoo artifact {self.path} does not fit its model: {exc}") from None
+        return model
 
 
 class Zoo:
@@ -96,7 +103,8 @@ class Zoo:
         return config_hash({"recipe": recipe, "source_fingerprint": source_fingerprint, "format": ZOO_FORMAT}, 24)
 
     def get(self, recipe: dict[str, Any], source_fingerprint: str) -> Artifact | None:
-        """The stored artifact, or ``None`` when it was never built (or only partly, which leaves nothing)."""
+        """The stored, verified artifact, or ``None`` when it was never built (or only partly, which leaves
+        nothing) or failed its hash check (then it is moved aside)."""
         return self._open(self.artifact_key(recipe, source_fingerprint))
 
     def get_or_create(self, recipe: dict[str, Any], source_fingerprint: str, build_fn: BuildFn) -> Artifact:
@@ -105,8 +113,8 @@ class Zoo:
         found = self._open(key)
         if found is not None:
             return found
-        with file_lock(self.root / f".{key}.lock"):
-            found = self._open(key)  # built by another process while we waited
+        with file_lock(self._lock_path(key)):
+            found = self._open(key, locked=True)  # built by another process while we waited
             if found is not None:
                 return found
             state_dict, extra = build_fn()
@@ -126,10 +134,10 @@ class Zoo:
         with staging_dir(self.root, key) as staged:
             header = {HEADER_KEY: json.dumps(metadata, default=str)}
             safetensors.torch.save_file(tensors, str(staged / WEIGHTS_NAME), metadata=header)
-            metadata["weights_sha256"] = file_sha256(staged / WEIGHTS_NAME)
+            metadata["weights_sha256"] = file_hash(staged / WEIGHTS_NAME)
             (staged / METADATA_NAME).write_text(json.dumps(metadata, indent=2, default=str))
             publish_dir(staged, self.root / key)
-        artifact = self._open(key)
+        artifact = self._read(key)  # put runs under the key's lock in get_or_create: no repair (it would re-lock)
         assert artifact is not None
         return artifact
 
@@ -137,16 +145,39 @@ class Zoo:
         """Every complete artifact in the store."""
         if not self.root.is_dir():
             return []
-        found = (self._open(p.name) for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith("."))
+        found = (self._open(p.name) for p in sorted(self.root.iterdir())
+                 if p.is_dir() and not p.name.startswith(".") and ".corrupt-" not in p.name)
         return [a for a in found if a is not None]
 
-    def _open(self, key: str) -> Artifact | None:
+    def _lock_path(self, key: str) -> Path:
+        return self.root / f".{key}.lock"
+
+    def _open(self, key: str, *, locked: bool = False) -> Artifact | None:
+        """The verified artifact, or ``None`` when absent or bad (a bad one is moved aside under the key's lock)."""
+        try:
+            return self._read(key)
+        except IntegrityError as exc:
+            if locked:
+                move_aside(self.root / key, f"{exc.path.name}: {exc.detail}")
+                return None
+        with file_lock(self._lock_path(key)):  # re-checked under the lock: another process may have rebuilt it
+            try:
+                return self._read(key)
+            except IntegrityError as exc:
+                move_aside(self.root / key, f"{exc.path.name}: {exc.detail}")
+                return None
+
+    def _read(self, key: str) -> Artifact | None:
         folder = self.root / key
         meta_path = folder / METADATA_NAME
         if not meta_path.is_file():
             return None
-        metadata = json.loads(meta_path.read_text())
-        return Artifact(key, folder / WEIGHTS_NAME, metadata, metadata["weights_sha256"])
+        try:
+            metadata = json.loads(meta_path.read_text())
+            expected = str(metadata["weights_sha256"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(meta_path, "(unreadable)", None, reason=f"unreadable metadata: {exc}") from None
+        return Artifact(key, folder / WEIGHTS_NAME, metadata, verify(folder / WEIGHTS_NAME, expected))
 
 
 @dataclass(frozen=True)
@@ -169,10 +200,13 @@ class WeightsFile:
 def _read_safetensors(path: Path, *, trusted: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        header = handle.metadata() or {}
-    metadata = json.loads(header[HEADER_KEY]) if HEADER_KEY in header else {}
-    return safetensors.torch.load_file(str(path)), metadata
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        metadata = json.loads(header[HEADER_KEY]) if HEADER_KEY in header else {}
+        return safetensors.torch.load_file(str(path)), metadata
+    except Exception as exc:  # SafetensorError, ValueError, ... for truncated or corrupt files
+        raise DataError(f"weights file {path} is truncated or corrupt: {type(exc).__name__}: {exc}") from None
 
 
 def _read_torch(path: Path, *, trusted: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -197,14 +231,30 @@ WEIGHT_READERS: dict[str, Callable[..., tuple[dict[str, torch.Tensor], dict[str,
 """Weight-file readers by suffix."""
 
 
-def read_weights_file(path: Path, *, trusted: bool = False) -> WeightsFile:
-    """Read a safetensors file or a torch checkpoint (``torch.load`` with ``weights_only`` unless ``trusted``)."""
+def check_user_file(path: Path, expected_sha256: str | None) -> str:
+    """The SHA-256 of a user's weights file, checked against the hash the user gave (``weights_sha256``) if any.
+
+    Raises:
+        IntegrityError: the file's hash differs (one line naming the file and both hashes).
+    """
+    if expected_sha256:
+        return verify(path, str(expected_sha256).strip(), source="weights_sha256")
+    return file_hash(path)
+
+
+def read_weights_file(path: Path, *, trusted: bool = False, expected_sha256: str | None = None) -> WeightsFile:
+    """Read a safetensors file or a torch checkpoint (``torch.load`` with ``weights_only`` unless ``trusted``).
+
+    The file's hash is checked against ``expected_sha256`` before it is parsed; a truncated or corrupt file is
+    one error naming it.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"weights file {path} does not exist")
     reader = WEIGHT_READERS.get(path.suffix.lower())
     if reader is None:
         raise ConfigError(f"weights file {path}: unknown suffix; use one of {', '.join(WEIGHT_READERS)}")
+    sha256 = check_user_file(path, expected_sha256)
     state_dict, metadata = reader(path, trusted=trusted)
     kind = "safetensors" if path.suffix.lower() == ".safetensors" else "torch"
-    return WeightsFile(state_dict, metadata, file_sha256(path), kind)
+    return WeightsFile(state_dict, metadata, sha256, kind)

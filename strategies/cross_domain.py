@@ -97,7 +97,8 @@ class _Frozen(_Mode):
                              "extracted", stats["feature_seconds"], cache.folder)
         self.features = self.fitted_features(features, train)
         self.learner: Learner = DenseNetworkLearner(self.head_cfg(), self.ctx, self.card)
-        return {**stats, **self.learner.fit(self.features, train, val)}
+        facts = {**stats, **self.learner.fit(self.features, train, val)}
+        return {**facts, "feature_cubes_computed": features.computed}
 
     def predict(self, sample: Sample) -> np.ndarray:
         return self.learner.predict(self.features.apply(sample.cube))
@@ -137,6 +138,8 @@ class CrossDomain(Strategy):
         "fm_options": {},
         "weights": None,  # None: the zoo (pretrained on `source` once); else a .safetensors or HyperSL .pt file
         "weights_trusted": False,  # allow torch.load to unpickle non-tensor objects of a trusted checkpoint
+        "weights_sha256": None,  # the weights file's expected SHA-256; another file is refused
+        "strict": True,  # false: run with a partly matching weights file (unmatched tensors stay initial)
         # Zoo pretraining recipe (masked band modelling); about 2 minutes on one CPU core for `tiny`.
         "source": "synthetic_aerial",
         "source_options": {},
@@ -189,16 +192,18 @@ class CrossDomain(Strategy):
         start = time.perf_counter()
         if self.cfg["weights"]:
             model, report, checkpoint_hash = load_weights_file(
-                Path(str(self.cfg["weights"])), self.fm_config, trusted=bool(self.cfg["weights_trusted"])
+                Path(str(self.cfg["weights"])), self.fm_config, trusted=bool(self.cfg["weights_trusted"]),
+                strict=bool(self.cfg["strict"]), expected_sha256=self.cfg["weights_sha256"],
             )
             facts = {"fm_source": str(self.cfg["weights"]), "fm_import": report.summary(),
-                     "fm_unmatched_keys": report.unmatched}
+                     "fm_unmatched_keys": report.unmatched, "fm_weights_sha256": report.file_sha256}
         else:
             zoo = self.ctx.zoo if self.ctx.zoo is not None else Zoo()
             artifact = pretrained_spectral_fm(zoo, self.recipe(), device=self.ctx.device, progress=self.ctx.progress,
                                               data_root=self.ctx.data_root, logger=self.ctx.logger)
-            model, checkpoint_hash = fm_from_artifact(artifact), artifact.checkpoint_hash
-            facts = {"fm_source": str(artifact.path), "fm_pretrain_loss": artifact.metadata["loss_curve"][-1]}
+            model, checkpoint_hash = fm_from_artifact(artifact), artifact.checkpoint_hash  # verified on open
+            facts = {"fm_source": str(artifact.path), "fm_pretrain_loss": artifact.metadata["loss_curve"][-1],
+                     "fm_weights_sha256": checkpoint_hash}
         facts.update(fm_seconds=time.perf_counter() - start, fm_checkpoint_hash=checkpoint_hash,
                      fm_parameters=model.num_parameters())
         return model.to(self.ctx.device), checkpoint_hash, facts

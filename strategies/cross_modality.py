@@ -14,12 +14,16 @@ classifier (DL3+(PT)); DINOv2 is the modern version of the same bet. The strateg
   mode: stored BatchNorm statistics, no dropout). A ``learned`` adapter is not part of the pretrained network and
   trains in both modes.
 
-The classifier is always re-initialised for the target's classes. A network whose non-classifier weights the
-given file does not cover is refused in ``pt`` mode (it would freeze random layers) and reported in ``bb`` mode.
+The classifier is always re-initialised for the target's classes. A weights file that loads only in part
+(network tensors its layout should fill but it lacks, or tensors the network has no place for) is refused with
+the keys listed unless ``strict=false``; a file whose layout covers only the encoder (an ImageNet MobileNetV2) is
+not partial. A network whose non-classifier weights the file does not cover is refused in ``pt`` mode (it would
+freeze random layers) and reported in ``bb`` mode. Zoo artifacts are hsbench's own and always load strictly.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,14 +34,14 @@ import hsbench.finetune  # noqa: F401  (registers the "adamw_lr_scaled" optimize
 from hsbench.adapters import Adapter, build_adapter
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import collect_labelled_pixels
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
 from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner
 from hsbench.models.rgb_backbones import RGBBackboneSpec, WeightReport, load_matching, rgb_backbone
 from hsbench.options import merge_options
 from hsbench.pretraining.synthetic_rgb import SyntheticRGBRecipe, pretrained_rgb_network
 from hsbench.registry import STRATEGIES
 from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec
-from hsbench.zoo import Zoo
+from hsbench.zoo import Zoo, check_user_file
 
 __all__ = ["CrossModality", "MODES", "SYNTHETIC_PRETRAINING", "AdaptedNetwork"]
 
@@ -110,6 +114,8 @@ class CrossModality(Strategy):
         "mode": "bb",  # bb: fine-tune everything | pt: train the classifier only
         "weights": None,  # None: synthetic RGB pretraining (zoo); else a weights file / folder / cached HF model id
         "weights_trusted": False,  # allow torch.load to unpickle non-tensor objects of a trusted checkpoint
+        "weights_sha256": None,  # the weights file's expected SHA-256; another file is refused
+        "strict": True,  # false: run with a weights file that loads only in part (the rest stays random)
         "backbone_lr_scale": 1.0,  # bb: pretrained parameters learn at this multiple of lr
         # Synthetic RGB pretraining (only when weights is None); once per recipe, then reused from the zoo.
         "pretrain_source": "synthetic_aerial",
@@ -155,10 +161,19 @@ class CrossModality(Strategy):
 
     def _from_weights(self) -> tuple[nn.Module, WeightReport, dict[str, Any]]:
         weights = str(self.cfg["weights"])
+        facts: dict[str, Any] = {"pretraining": f"weights {weights}"}
+        path = Path(weights).expanduser()
+        if path.is_file():
+            facts["weights_sha256"] = check_user_file(path, self.cfg["weights_sha256"])
+        elif self.cfg["weights_sha256"]:
+            raise ConfigError(f"weights_sha256 checks a weights file, but {weights} is not a file")
         network, report = self.backbone.from_weights(
             weights, self.card.num_classes, self.backbone_options, bool(self.cfg["weights_trusted"])
         )
-        return network, report, {"pretraining": f"weights {weights}"}
+        if report.partial and self.cfg["strict"]:
+            raise ConfigError(f"weights {weights} ({report.layout}) load only in part: {report.listing()}; "
+                              "set strict=false to train with those layers left random")
+        return network, report, facts
 
     def _from_zoo(self) -> tuple[nn.Module, WeightReport, dict[str, Any]]:
         zoo = self.ctx.zoo if self.ctx.zoo is not None else Zoo()
@@ -167,10 +182,14 @@ class CrossModality(Strategy):
         network = self.backbone.build(self.card.num_classes, self.backbone_options)
         report = load_matching(network, artifact.state_dict(), skip=self.backbone.classifier,
                                source=str(artifact.path), layout="hsbench_zoo")
+        if report.initialised or report.unused:  # hsbench's own artifact: anything but an exact fit is an error
+            raise DataError(f"zoo artifact {artifact.path} does not fit the {self.backbone.name} network: "
+                            f"{report.listing()}")
         return network, report, {
             "pretraining": f"{SYNTHETIC_PRETRAINING} ({artifact.metadata['source']}, "
                            f"{artifact.metadata['rendering']['adapter']} rendering)",
             "pretraining_artifact": artifact.key,
+            "pretraining_weights_sha256": artifact.checkpoint_hash,  # verified when the zoo opened it
             "pretraining_source_val_miou": artifact.metadata["source_val_miou"],
         }
 

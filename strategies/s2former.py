@@ -176,6 +176,7 @@ class S2Former(Strategy):
         )
         self.encoder_weights = encoder_state(artifact)
         self.pretrain_facts = {"pretrain_artifact": str(artifact.path),
+                               "pretrain_weights_sha256": artifact.checkpoint_hash,  # verified by the zoo on open
                                "pretrain_loss_curve": artifact.metadata.get("loss_curve")}
 
     # ------------------------------------------------------------------------------------------- fine-tuning

@@ -154,8 +154,11 @@ def test_hypersl_checkpoint_round_trip_onto_the_small_model(tmp_path, caplog) ->
     source = SpectralFM(SpectralFMConfig.from_dict({**SIZES["small"].to_dict(), "final_block": "hypersl"}))
     path = tmp_path / "hypersl.pth"
     torch.save(hypersl_checkpoint(source), path)
+    with pytest.raises(ConfigError, match=r"loads only in part .*encoder_blocks.0.mlp.fc1.bias.*"
+                                          r"unexpected: projection_head.weight; set strict=false"):
+        load_weights_file(path)  # a partial load needs the user's explicit strict=false
     with caplog.at_level(logging.WARNING, logger="hsbench"):
-        model, report, checkpoint_hash = load_weights_file(path)
+        model, report, checkpoint_hash = load_weights_file(path, strict=False)
     assert model.cfg.dim == 256 and model.cfg.final_block == "hypersl"
     assert report.unexpected == ["projection_head.weight"]
     assert report.mismatched == ["encoder_blocks.0.mlp.fc1.bias: (7,) vs (1024,)"]
@@ -180,7 +183,7 @@ def test_import_of_a_checkpoint_of_other_width_says_how_to_fit_it(tmp_path) -> N
     torch.save(hypersl_checkpoint(micro_fm()), path)
     with pytest.raises(ConfigError, match="dim 16 and 2 blocks"):
         load_weights_file(path)
-    model, report, _ = load_weights_file(path, fm_config("tiny", MICRO))
+    model, report, _ = load_weights_file(path, fm_config("tiny", MICRO), strict=False)
     assert report.loaded and model.cfg.dim == 16
 
 

@@ -69,6 +69,9 @@ class WeightReport:
         loaded: number of tensors loaded.
         initialised: parameter names outside the classifier that the weights did not cover (still random).
         unused: names in the weights that the network has no place for (e.g. an ImageNet classifier).
+        expected_random: name prefixes the layout never covers (an ImageNet encoder-only file: ``aspp.``), so
+            their absence is no partial load.
+        expected_unused: weight-name prefixes the layout knows it does not use (``classifier.1.`` of ImageNet).
     """
 
     source: str
@@ -76,6 +79,32 @@ class WeightReport:
     loaded: int = 0
     initialised: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)
+    expected_random: tuple[str, ...] = ()
+    expected_unused: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> list[str]:
+        """Network tensors the layout should have filled but the weights lack."""
+        return [k for k in self.initialised if not k.startswith(self.expected_random)]
+
+    @property
+    def unexpected(self) -> list[str]:
+        """Weights the network has no place for, beyond what the layout knows it does not use."""
+        return [k for k in self.unused if not k.startswith(self.expected_unused)]
+
+    @property
+    def partial(self) -> bool:
+        """Whether the file loaded only in part (needs the user's ``strict=false``)."""
+        return bool(self.missing or self.unexpected)
+
+    def listing(self, shown: int = 20) -> str:
+        """Missing and unexpected keys, for a one-line error."""
+        parts = []
+        for kind, keys in (("missing", self.missing), ("unexpected", self.unexpected)):
+            if keys:
+                more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+                parts.append(f"{kind}: {', '.join(keys[:shown])}{more}")
+        return "; ".join(parts)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -145,7 +174,8 @@ def rgb_backbone(name: str) -> RGBBackboneSpec:
 
 
 def load_matching(
-    network: nn.Module, state: dict[str, torch.Tensor], *, skip: tuple[str, ...], source: str, layout: str
+    network: nn.Module, state: dict[str, torch.Tensor], *, skip: tuple[str, ...], source: str, layout: str,
+    expected_random: tuple[str, ...] = (), expected_unused: tuple[str, ...] = (),
 ) -> WeightReport:
     """Load the tensors of ``state`` whose names the network has, except names starting with ``skip``.
 
@@ -164,7 +194,8 @@ def load_matching(
     initialised = [
         k for k in own if k not in usable and not k.startswith(skip) and not k.endswith("num_batches_tracked")
     ]
-    return WeightReport(source, layout, len(usable), initialised, [k for k in state if k not in own])
+    return WeightReport(source, layout, len(usable), initialised, [k for k in state if k not in own],
+                        expected_random, expected_unused)
 
 
 # ------------------------------------------------------------------------------------------ deeplabv3plus_mnv2
@@ -206,7 +237,8 @@ def _mnv2_from_weights(
     layout = detect_layout(state, MNV2_LAYOUTS, source=weights)
     converted = layout.convert(state)
     network = build_deeplabv3plus_mnv2(num_classes, {**options, **layout.implied_options(converted)})
-    return network, load_matching(network, converted, skip=("classifier.",), source=weights, layout=layout.name)
+    return network, load_matching(network, converted, skip=("classifier.",), source=weights, layout=layout.name,
+                                  expected_random=layout.expected_random, expected_unused=layout.expected_unused)
 
 
 register_rgb_backbone(RGBBackboneSpec(

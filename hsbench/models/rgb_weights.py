@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
 from hsbench.models.mobilenetv2 import LOW_LEVEL_END
 
 __all__ = ["read_checkpoint", "WeightLayout", "MNV2_LAYOUTS", "detect_layout", "CHECKPOINT_CONTAINERS"]
@@ -52,7 +52,10 @@ def read_checkpoint(weights: str | Path, *, trusted: bool = False) -> dict[str, 
     if path.suffix.lower() == ".safetensors":
         import safetensors.torch
 
-        return safetensors.torch.load_file(str(path))
+        try:
+            return safetensors.torch.load_file(str(path))
+        except Exception as exc:  # SafetensorError for a truncated or corrupt file
+            raise DataError(f"weights file {path} is truncated or corrupt: {type(exc).__name__}: {exc}") from None
     try:
         checkpoint: Any = torch.load(str(path), map_location="cpu", weights_only=not trusted)
     except Exception as exc:  # UnpicklingError, RuntimeError, ... for untrusted or corrupt files
@@ -71,12 +74,15 @@ def read_checkpoint(weights: str | Path, *, trusted: bool = False) -> dict[str, 
 
 @dataclass(frozen=True)
 class WeightLayout:
-    """A key layout: how to recognise it, rename it to hsbench's names, and which build options it fixes."""
+    """A key layout: how to recognise it, rename it to hsbench's names, which build options it fixes, and what it
+    is known not to cover (network prefixes left random, weight prefixes unused), which is no partial load."""
 
     name: str
     matches: Callable[[set[str]], bool]
     convert: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
     implied_options: Callable[[dict[str, torch.Tensor]], dict[str, Any]]
+    expected_random: tuple[str, ...] = ()
+    expected_unused: tuple[str, ...] = ()
 
 
 def _rename(state: dict[str, torch.Tensor], rules: list[tuple[str, Callable[[re.Match], str]]]) -> dict:
@@ -157,6 +163,8 @@ MNV2_LAYOUTS: tuple[WeightLayout, ...] = (
         lambda keys: "features.0.0.weight" in keys,
         lambda s: _rename(s, _TORCHVISION_RULES),
         lambda s: {},
+        expected_random=("aspp.", "decoder."),  # an ImageNet classifier network has no segmentation head
+        expected_unused=("features.18.", "classifier.1."),
     ),
 )
 """Layouts ``deeplabv3plus_mnv2`` recognises, tried in order."""

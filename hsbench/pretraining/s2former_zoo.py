@@ -143,8 +143,7 @@ def pretrained_s2former(
     def build_target() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         logger.info("continuing S2Former pretraining on %d unlabelled %s images (%d steps)",
                     len(stage.sample_ids), stage.dataset, stage.steps)
-        model = S2FormerSSL(cfg)
-        model.load_state_dict(base.state_dict())
+        model = base.load_into(S2FormerSSL(cfg))  # strict: the source artifact was written for this model
         return _train(model, make_tiles(), recipe, steps=stage.steps, lr=stage.lr, seed=stage.seed,
                       device=device, progress=progress, desc="pretrain s2former (target)")
 

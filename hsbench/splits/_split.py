@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hsbench.errors import DataError
+from hsbench.integrity import IntegrityError, file_hash, verify
 from hsbench.splits._spec import parse_split_spec
 
 __all__ = ["Split", "PARTS", "split_hash"]
@@ -80,7 +82,8 @@ class Split:
     def save(self, directory: Path) -> None:
         """Write ``split.json`` (ids, coverage, hash) and ``split_masks.npz`` (the explicit masks only).
 
-        The masks go first and the JSON last, so a crash mid-save leaves no JSON that points at missing masks.
+        The masks go first and the JSON last, so a crash mid-save leaves no JSON that points at missing masks;
+        the JSON records the masks file's content hash, checked by :meth:`load`.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -101,6 +104,7 @@ class Split:
             "spec": self.spec,
             "seed": self.seed,
             "hash": self.hash,
+            "masks_sha256": file_hash(directory / MASKS_NAME),
             "params": self.params,
             "parts": listing,
             "coverage": self.coverage,
@@ -109,7 +113,7 @@ class Split:
 
     @classmethod
     def load(cls, directory: Path) -> Split:
-        """Read a saved split and check its hash.
+        """Read a saved split and check its hashes (the masks file's, then the split's content hash).
 
         Raises:
             DataError: a file is missing or unreadable, or its content no longer matches the stored hash.
@@ -117,6 +121,11 @@ class Split:
         directory = Path(directory)
         try:
             record = json.loads((directory / JSON_NAME).read_text())
+            if "masks_sha256" in record:  # splits saved before file hashes rely on the content hash alone
+                try:
+                    verify(directory / MASKS_NAME, str(record["masks_sha256"]))
+                except IntegrityError as exc:
+                    raise DataError(f"the split in {directory} was altered after it was saved: {exc}") from None
             with np.load(directory / MASKS_NAME, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
             parts = {part: _read_part(record["parts"][part], arrays) for part in PARTS}
@@ -129,7 +138,9 @@ class Split:
                 hash=str(record["hash"]),
                 params={str(k): int(v) for k, v in record.get("params", {}).items()},
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except DataError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise DataError(f"cannot read the split in {directory}: {exc}") from exc
         expected = split_hash(split.dataset, split.spec, split.seed, split.parts, split.coverage, split.params)
         if expected != split.hash:

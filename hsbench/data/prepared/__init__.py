@@ -9,8 +9,9 @@
 from hsbench.data.prepared._layout import Manifest, SampleEntry, read_manifest, sample_dir_name
 from hsbench.data.prepared._open import PreparedLoader, open_prepared, prepare_command
 from hsbench.data.prepared._prepare import BadSample, PrepareReport, prepare_dataset
+from hsbench.data.prepared._verify import VerifyReport, verify_prepared
 
 __all__ = [
     "BadSample", "Manifest", "PrepareReport", "PreparedLoader", "SampleEntry", "open_prepared", "prepare_command",
-    "prepare_dataset", "read_manifest", "sample_dir_name",
+    "prepare_dataset", "read_manifest", "sample_dir_name", "VerifyReport", "verify_prepared",
 ]

@@ -12,6 +12,12 @@ Layout under the data root (``<root>/<dataset>/``)::
 A sample becomes visible by one ``os.replace`` of its finished folder, and the manifest is replaced whole, so a
 prepare killed at any instant (even SIGKILL) leaves complete samples only. ``meta.json`` lets a re-run adopt a
 sample whose folder was renamed into place just before the kill, before the manifest listed it.
+
+Integrity: each entry records the content hash of its two files (``files``, :mod:`hsbench.integrity`). Every
+read checks what is cheap (the ``.npy`` headers against the entry's shape and types, and each file's size
+against what its header implies: a truncated or padded file is caught); the full hash of datasets of many GB is
+checked by ``hsbench prepare NAME --verify``. Manifests written before file hashes existed are verified by
+their content digest (``sha256``) instead, and ``--verify`` then records the file hashes.
 """
 
 from __future__ import annotations
@@ -20,17 +26,18 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hsbench.errors import DataError
+from hsbench.integrity import file_hash
 
 __all__ = [
     "LAYOUT_VERSION", "MANIFEST", "SAMPLES", "TMP_PREFIX", "SampleEntry", "Manifest", "sample_dir_name",
-    "read_manifest", "write_manifest", "write_sample", "read_meta", "entry_intact", "compact_labels",
+    "read_manifest", "write_manifest", "write_sample", "read_meta", "entry_intact", "open_arrays", "compact_labels",
     "fingerprint_of", "remove_leftovers",
 ]
 
@@ -73,6 +80,7 @@ class SampleEntry:
         labels_dtype: the integer type ``labels.npy`` is stored in.
         sha256: :func:`hsbench.data.dataset.array_digest` of the cube and the int64 labels the loader returns.
         parts: official split name -> part (``train`` / ``val`` / ``test``) for every official list naming it.
+        files: file name (``cube.npy``, ``labels.npy``) -> content hash of the file (empty in older manifests).
     """
 
     id: str
@@ -81,11 +89,12 @@ class SampleEntry:
     labels_dtype: str
     sha256: str
     parts: dict[str, str] = field(default_factory=dict, hash=False)
+    files: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SampleEntry:
         return cls(data["id"], data["dir"], tuple(int(n) for n in data["shape"]), data["labels_dtype"],
-                   data["sha256"], dict(data.get("parts") or {}))
+                   data["sha256"], dict(data.get("parts") or {}), dict(data.get("files") or {}))
 
 
 @dataclass
@@ -165,8 +174,11 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def write_sample(samples_dir: Path, entry: SampleEntry, meta: dict[str, Any], cube: np.ndarray,
-                 labels: np.ndarray) -> None:
-    """Write one sample into a temporary folder, then rename it into place (never visible half-written)."""
+                 labels: np.ndarray) -> SampleEntry:
+    """Write one sample into a temporary folder, then rename it into place (never visible half-written).
+
+    Returns the entry with its files' content hashes.
+    """
     tmp = samples_dir / f"{TMP_PREFIX}{entry.dir}-{os.getpid()}"
     final = samples_dir / entry.dir
     shutil.rmtree(tmp, ignore_errors=True)
@@ -174,12 +186,14 @@ def write_sample(samples_dir: Path, entry: SampleEntry, meta: dict[str, Any], cu
     try:
         _save_npy(tmp / CUBE, cube)
         _save_npy(tmp / LABELS, compact_labels(labels))
+        entry = replace(entry, files={name: file_hash(tmp / name) for name in (CUBE, LABELS)})
         _fsync_write(tmp / META, lambda f: f.write(json.dumps({**meta, **asdict(entry)}, indent=1).encode()))
         if final.exists():  # an orphan the manifest does not list (e.g. from a rebuilt card version)
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return entry
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:
@@ -190,15 +204,45 @@ def read_meta(folder: Path) -> dict[str, Any] | None:
         return None
 
 
+def open_arrays(folder: Path, entry: SampleEntry) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map the sample's two arrays after the cheap checks: headers against the entry, sizes against headers.
+
+    Raises:
+        DataError: naming the file and what differs (expected vs found).
+    """
+    expected = {CUBE: (entry.shape, "float32"), LABELS: (entry.shape[1:], entry.labels_dtype)}
+    arrays = []
+    for name, (shape, dtype) in expected.items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                found_shape, fortran_order, found_dtype = read_header(handle)
+                offset = handle.tell()
+        except OSError as exc:
+            raise DataError(f"prepared file {path} is unreadable ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise DataError(f"prepared file {path} has no valid .npy header ({exc})") from None
+        if tuple(found_shape) != tuple(shape) or str(found_dtype) != dtype or fortran_order:
+            raise DataError(f"prepared file {path} holds {found_dtype} {tuple(found_shape)}, but the manifest "
+                            f"records {dtype} {tuple(shape)}")
+        implied = offset + int(np.prod(found_shape, dtype=np.int64)) * found_dtype.itemsize
+        if size != implied:
+            raise DataError(f"prepared file {path} has {size} bytes, but its header implies {implied}")
+        arrays.append(np.memmap(path, dtype=found_dtype, mode="r", offset=offset, shape=tuple(found_shape)))
+    return arrays[0], arrays[1]
+
+
 def entry_intact(folder: Path, entry: SampleEntry) -> bool:
-    """Whether the folder holds both arrays with the shapes and types the entry records (headers only)."""
+    """Whether the folder holds both arrays with the shapes, types and sizes the entry records (no hashing)."""
     try:
-        cube = np.load(folder / CUBE, mmap_mode="r")
-        labels = np.load(folder / LABELS, mmap_mode="r")
-    except (OSError, ValueError):
+        open_arrays(folder, entry)
+    except DataError:
         return False
-    return (cube.shape == entry.shape and cube.dtype == np.float32 and labels.shape == entry.shape[1:]
-            and str(labels.dtype) == entry.labels_dtype)
+    return True
 
 
 def remove_leftovers(dataset_dir: Path) -> int:

@@ -26,21 +26,22 @@ class PreparedLoader:
 
     A class rather than a closure so that datasets pickle into DataLoader worker processes. Nothing is held
     open: each call memory-maps the two files, so the cube's bytes are read only where a consumer touches them.
+    Each call checks headers against the manifest entry and file sizes against headers (no hashing: see
+    ``hsbench prepare --verify``).
     """
 
-    def __init__(self, dataset_dir: Path, dirs: dict[str, str], *, dataset: str) -> None:
+    def __init__(self, dataset_dir: Path, entries: dict[str, layout.SampleEntry], *, dataset: str) -> None:
         self.samples_dir = dataset_dir / layout.SAMPLES
-        self.dirs = dirs
+        self.entries = entries
         self.dataset = dataset
 
     def __call__(self, sample_id: str) -> Sample:
-        folder = self.samples_dir / self.dirs[sample_id]
+        entry = self.entries[sample_id]
         try:
-            cube = np.load(folder / layout.CUBE, mmap_mode="r")
-            labels = np.load(folder / layout.LABELS, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{self.dataset}: the prepared sample {sample_id!r} in {folder} cannot be read ({exc}); "
-                            f"run `hsbench prepare {self.dataset} --raw ...` again to restore it") from None
+            cube, labels = layout.open_arrays(self.samples_dir / entry.dir, entry)
+        except DataError as exc:
+            raise DataError(f"{self.dataset}: prepared sample {sample_id!r} is damaged: {exc}; run `hsbench "
+                            f"prepare {self.dataset} --raw ...` again to restore it") from None
         # Labels are stored compactly (uint8); the harness convention is int64, a small copy next to the cube.
         return Sample(sample_id, cube, np.asarray(labels, dtype=np.int64))
 
@@ -100,7 +101,7 @@ def open_prepared(provider_cls: type[RealDatasetProvider], data_root: Path, **op
         )
     if manifest.missing_official:
         _warn_incomplete(manifest, provider_cls, data_root)
-    loader = PreparedLoader(dataset_dir, {i: e.dir for i, e in manifest.samples.items()}, dataset=card.name)
+    loader = PreparedLoader(dataset_dir, dict(manifest.samples), dataset=card.name)
     return Dataset(
         card, sorted(manifest.samples), loader, fingerprint=layout.fingerprint_of(manifest), prevalidated=True
     )

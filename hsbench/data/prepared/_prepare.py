@@ -13,9 +13,11 @@ from typing import NamedTuple
 from tqdm import tqdm
 
 from hsbench import __version__
+from hsbench.config_files import did_you_mean
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample, array_digest, validate_sample
 from hsbench.data.prepared import _layout as layout
+from hsbench.data.prepared._card_facts import write_card_facts
 from hsbench.data.prepared._layout import Manifest, SampleEntry
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
 from hsbench.errors import ConfigError, DataError
@@ -85,8 +87,8 @@ def pick_format(provider_cls: type[RealDatasetProvider], name: str | None) -> tu
     if name is None:
         return next(iter(formats.items()))
     if name not in formats:
-        raise ConfigError(f"dataset {provider_cls.card.name!r} has no source format {name!r}; "
-                          f"it reads {', '.join(formats)}")
+        raise ConfigError(f"dataset {provider_cls.card.name!r} has no source format {name!r}"
+                          f"{did_you_mean(name, formats)}; it reads {', '.join(formats)}")
     return name, formats[name]
 
 
@@ -188,7 +190,7 @@ def _write(dataset_dir: Path, manifest: Manifest, sample: Sample, parts: dict[st
                         str(layout.compact_labels(sample.labels).dtype), array_digest(sample.cube, sample.labels),
                         parts)
     meta = {"card_version": manifest.card_version, "source_format": manifest.source_format}
-    layout.write_sample(dataset_dir / layout.SAMPLES, entry, meta, sample.cube, sample.labels)
+    entry = layout.write_sample(dataset_dir / layout.SAMPLES, entry, meta, sample.cube, sample.labels)
     manifest.samples[entry.id] = entry
     layout.write_manifest(dataset_dir, manifest)
 
@@ -236,6 +238,7 @@ def prepare_dataset(
     dataset_dir = data_root / card.name
     with _dataset_lock(dataset_dir):
         manifest = _start_manifest(dataset_dir, card, source_name, force)
+        write_card_facts(dataset_dir, card)  # the card can be rebuilt without the raw folder
         _reconcile(dataset_dir, manifest)
         items = source.discover(raw_dir, card)
         if not items and not manifest.samples:
