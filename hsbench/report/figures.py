@@ -1,7 +1,9 @@
 """Report figures from stored results: label-efficiency curves, per-class IoU heatmaps, confusion matrices.
 
-Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot), so a report never touches the global
-backend of the program that calls it. Each is saved as PNG (embedded in the HTML page) and SVG (for papers).
+Figures are built on ``matplotlib.figure.Figure`` directly, so a report never touches the global backend of the
+program that calls it; seaborn (the project's statistical plotting layer) draws the heatmaps and the mean ± std
+curves onto those figures' axes, never through its global theme. Each is saved as PNG (embedded in the HTML page)
+and SVG (for papers).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import seaborn as sns
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
@@ -94,7 +97,9 @@ def label_efficiency(data: ReportData, out_dir: Path) -> list[FigureFile]:
             _efficiency_panel(ax, data, family_runs[family_runs["dataset"] == dataset], dataset, family)
         axes[0].set_ylabel("test J_M (%)")
         fig.supxlabel(next(b.axis_label for b in budgets.values() if b is not None and b.family == family))
-        axes[-1].legend(fontsize=7, loc="lower right")
+        for ax in axes[:-1]:
+            ax.get_legend().remove()
+        sns.move_legend(axes[-1], "lower right", title=None, fontsize=7)
         stem = "label_efficiency" if family == "fraction" else f"label_efficiency_{slug(family)}"
         figures.append(save_figure(fig, out_dir, stem, section="Label efficiency",
                                    title=f"J_M vs label budget ({family}), mean ± std over seeds"))
@@ -106,12 +111,12 @@ def _budget_tick(amount: float, family: str) -> str:
 
 
 def _efficiency_panel(ax, data: ReportData, runs, dataset: str, family: str) -> None:
-    for label in [lab for lab in data.labels if lab in set(runs["label"])]:
-        stats = runs[runs["label"] == label].groupby("amount")["miou"].agg(["mean", "std", "count"]).sort_index()
-        x, mean, std = stats.index.to_numpy(), 100 * stats["mean"].to_numpy(), 100 * stats["std"].fillna(0).to_numpy()
-        colour = label_colour(data, label)
-        ax.plot(x, mean, marker="o", ms=3, color=colour, label=label)
-        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.18, linewidth=0)
+    labels = [lab for lab in data.labels if lab in set(runs["label"])]
+    percent = runs.assign(miou=100 * runs["miou"])
+    sns.lineplot(data=percent, x="amount", y="miou", hue="label", hue_order=labels,
+                 palette={lab: label_colour(data, lab) for lab in labels}, estimator="mean", errorbar="sd",
+                 err_kws={"alpha": 0.18, "linewidth": 0}, marker="o", markersize=4, markeredgewidth=0, ax=ax)
+    ax.set(xlabel="", ylabel="")
     ax.set_xscale("log")
     amounts = sorted(runs["amount"].unique())
     ax.set_xticks(amounts, [_budget_tick(a, family) for a in amounts], fontsize=7)
@@ -144,23 +149,16 @@ def iou_heatmaps(data: ReportData, out_dir: Path) -> list[FigureFile]:
         classes = data.class_names(dataset, values.shape[1])
         fig = Figure(figsize=(1.2 + 0.55 * len(classes), 1.0 + 0.42 * len(labels)), layout="constrained")
         ax = fig.subplots()
-        image = ax.imshow(100 * values, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        if len(classes) <= _ANNOTATE_MAX_CLASSES:
-            _annotate(ax, 100 * values)
-        fig.colorbar(image, ax=ax, label="IoU (%)", shrink=0.8)
+        sns.heatmap(100 * values, vmin=0, vmax=100, cmap="viridis", annot=len(classes) <= _ANNOTATE_MAX_CLASSES,
+                    fmt=".0f", annot_kws={"fontsize": 6}, xticklabels=classes, yticklabels=labels,
+                    cbar_kws={"label": "IoU (%)", "shrink": 0.8}, ax=ax)
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+        _anchor_right(ax)
         ax.set_title(f"{dataset}, {split}: per-class test IoU", fontsize=9)
         figures.append(save_figure(fig, out_dir, f"iou_{slug(dataset)}_{slug(split)}", section="Per-class IoU",
                                    title=f"{dataset}, {split}"))
     return figures
-
-
-def _annotate(ax, values: np.ndarray) -> None:
-    for (i, j), value in np.ndenumerate(values):
-        if np.isfinite(value):
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=6,
-                    color="black" if value > 60 else "white")
 
 
 def confusion_figures(data: ReportData, out_dir: Path) -> list[FigureFile]:
@@ -196,11 +194,19 @@ def _confusion_panel(ax, cm: np.ndarray, classes: list[str], label: str) -> None
     support = cm.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = np.where(support > 0, cm / np.maximum(support, 1), np.nan)
-    ax.imshow(100 * normalised, vmin=0, vmax=100, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=6)
-    ax.set_yticks(range(len(classes)), classes, fontsize=6)
+    sns.heatmap(100 * normalised, vmin=0, vmax=100, cmap="Blues", square=True, cbar=False, xticklabels=classes,
+                yticklabels=classes, ax=ax)
+    ax.tick_params(axis="x", labelrotation=60, labelsize=6)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=6)
+    _anchor_right(ax)
     ax.set_xlabel("prediction", fontsize=8)
     ax.set_title(wrap_label(label, 30), fontsize=8)
+
+
+def _anchor_right(ax) -> None:
+    """Rotated x tick labels anchored at their right end, so a long class name ends under its column."""
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
 
 
 def _blocks(data: ReportData):
@@ -224,11 +230,18 @@ def _sweeps(data: ReportData, out_dir: Path) -> list[FigureFile]:
     return sweep_figures(data, out_dir)
 
 
+def _critical_difference(data: ReportData, out_dir: Path) -> list[FigureFile]:
+    from hsbench.report.cd_diagram import critical_difference_figures
+
+    return critical_difference_figures(data, out_dir)
+
+
 FIGURES: dict[str, Callable[[ReportData, Path], list[FigureFile]]] = {
     "label_efficiency": label_efficiency,
     "iou_heatmap": iou_heatmaps,
     "qualitative": _qualitative,
     "confusion": confusion_figures,
+    "critical_difference": _critical_difference,
     "sweeps": _sweeps,
 }
 """Figure kind -> builder; the report runs each and the HTML page shows them in this order."""
