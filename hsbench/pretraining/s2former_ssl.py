@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hsbench.engine import SCHEDULES
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
 from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder
 from hsbench.pretraining.spectral_mae import random_masking
 from hsbench.tiling import pad_image
@@ -109,7 +109,7 @@ def frequency_loss(prediction: torch.Tensor, target: torch.Tensor, cutoff: float
     """
     bins = prediction.shape[-1] // 2 + 1
     first = max(1, math.ceil(cutoff * bins))
-    if first >= bins:
+    if first >= bins or prediction.numel() == 0:  # no bin above the cutoff, or no pixel to compare
         return prediction.new_zeros(())
     spectrum = torch.fft.rfft(prediction, dim=-1, norm="ortho")[..., first:].abs()
     reference = torch.fft.rfft(target, dim=-1, norm="ortho")[..., first:].abs()
@@ -139,29 +139,52 @@ def spectral_visibility(
 class TileSource:
     """Grid cubes of one domain and its band validity; draws random tiles.
 
+    Pixels outside an image's ``readable`` mask (a scene's val and test pixels and the guard band around the test
+    pixels, see :meth:`hsbench.strategy.SplitView.readable`) are set to 0, the domain mean after standardisation,
+    before anything else happens, and every tile comes with a ``keep`` mask that :func:`ssl_losses` uses to leave
+    them out of every loss term and statistic. So their values cannot reach the weights: a tile may overlap them
+    (a disjoint split's train region is often narrower than a tile), but it sees only the constant. Tiles are drawn
+    at uniform positions of an image chosen by readable area (a function of the masks, never of the values).
+
     Args:
         cubes: ``(G, H, W)`` standardised grid cubes (images smaller than a tile are padded).
         band_valid: ``(G,)`` bool, the grid bands the domain's sensor covers.
         tile: tile side.
+        readable: per cube, a bool ``(H, W)`` mask of the pixels that may be read, or ``None`` (all); ``None``
+            for the whole list means every pixel of every cube (a source domain).
     """
 
-    def __init__(self, cubes: list[np.ndarray], band_valid: np.ndarray, tile: int) -> None:
+    def __init__(self, cubes: list[np.ndarray], band_valid: np.ndarray, tile: int,
+                 readable: list[np.ndarray | None] | None = None) -> None:
         self.tile = tile
+        masks = readable if readable is not None and any(m is not None for m in readable) else None
+        if masks is not None:
+            masks = [np.ones(c.shape[-2:], bool) if m is None else np.asarray(m, bool) for c, m in zip(cubes, masks)]
+            cubes = [np.where(m, c, 0.0) for c, m in zip(cubes, masks)]
         self.cubes = [pad_image(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)), tile) for c in cubes]
+        self.keep = None if masks is None else [pad_image(torch.from_numpy(m[None].astype(np.float32)), tile)
+                                                for m in masks]
         self.band_valid = torch.as_tensor(band_valid, dtype=torch.bool)
-        areas = torch.tensor([float(c.shape[-2] * c.shape[-1]) for c in self.cubes])
+        areas = torch.tensor([float(c.shape[-2] * c.shape[-1]) for c in self.cubes]) if self.keep is None else \
+            torch.stack([k.sum() for k in self.keep])
+        if float(areas.sum()) <= 0:
+            raise DataError("no readable pixel to pretrain on: every pixel is held out for val or test")
         self.image_p = areas / areas.sum()
 
-    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """``(batch, G, T, T)`` tiles: an image by area, then a uniform position."""
+    def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(batch, G, T, T)`` tiles (an image by readable area, then a uniform position) and their ``keep`` masks
+        ``(batch, 1, T, T)`` (``None``: every pixel may be read)."""
         images = torch.multinomial(self.image_p, batch, replacement=True, generator=generator)
-        tiles = []
+        tiles, keeps = [], []
         for index in images.tolist():
             cube = self.cubes[index]
             top = int(torch.randint(0, cube.shape[-2] - self.tile + 1, (), generator=generator))
             left = int(torch.randint(0, cube.shape[-1] - self.tile + 1, (), generator=generator))
-            tiles.append(cube[:, top : top + self.tile, left : left + self.tile])
-        return torch.stack(tiles)
+            window = (slice(None), slice(top, top + self.tile), slice(left, left + self.tile))
+            tiles.append(cube[window])
+            if self.keep is not None:
+                keeps.append(self.keep[index][window])
+        return torch.stack(tiles), torch.stack(keeps) if keeps else None
 
 
 class S2FormerSSL(nn.Module):
@@ -189,9 +212,12 @@ def _masked_mse(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Te
 
 def ssl_losses(
     model: S2FormerSSL, tiles: torch.Tensor, domain_valid: torch.Tensor, recipe: S2FormerSSLRecipe,
-    generator: torch.Generator,
+    generator: torch.Generator, keep: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The weighted loss terms of one batch of tiles (``total`` is what is optimised)."""
+    """The weighted loss terms of one batch of tiles (``total`` is what is optimised).
+
+    ``keep`` ``(B, 1, T, T)`` (see :class:`TileSource`): pixels at 0 are left out of every target, mean and term.
+    """
     cfg = model.encoder.cfg
     b, g, t, _ = tiles.shape
     side = t // cfg.patch_size
@@ -203,11 +229,18 @@ def ssl_losses(
     known = domain_valid.to(tiles.dtype).expand(b, -1)
     hidden = (known - visible)[:, :, None, None]
     masked_pixels = token_mask.repeat_interleave(cfg.patch_size, 1).repeat_interleave(cfg.patch_size, 2)[:, None]
-    tile_mean = tiles.mean((2, 3)).view(b, cfg.num_groups, cfg.group_size)
+    group_hidden = hidden.view(b, cfg.num_groups, cfg.group_size)
+    if keep is None:
+        tile_mean = tiles.mean((2, 3))
+    else:
+        count = keep.sum((2, 3))
+        tile_mean = (tiles * keep).sum((2, 3)) / count.clamp_min(1.0)
+        masked_pixels, hidden = masked_pixels & keep.bool(), hidden * keep
+        group_hidden = group_hidden * (count > 0)[:, :, None]
+    tile_mean = tile_mean.view(b, cfg.num_groups, cfg.group_size)
     terms = {
         "spatial": _masked_mse(recon, tiles, masked_pixels * visible[:, :, None, None]),
-        "spectral": 0.5 * (_masked_mse(recon, tiles, hidden)
-                           + _masked_mse(group_mean, tile_mean, hidden.view(b, cfg.num_groups, cfg.group_size))),
+        "spectral": 0.5 * (_masked_mse(recon, tiles, hidden) + _masked_mse(group_mean, tile_mean, group_hidden)),
     }
     band = domain_valid.nonzero().flatten()
     spectra = recon.permute(0, 2, 3, 1)[masked_pixels[:, 0]][:, band[0] : band[-1] + 1]
@@ -253,8 +286,9 @@ def train_ssl(
     running = torch.zeros((), device=device)
     start = time.perf_counter()
     for step in tqdm(range(steps), desc=desc, unit="step", leave=False, disable=not progress):
-        tiles = source.sample(recipe.batch_size, generator).to(device)
-        terms = ssl_losses(model, tiles, source.band_valid.to(device), recipe, generator)
+        tiles, keep = source.sample(recipe.batch_size, generator)
+        terms = ssl_losses(model, tiles.to(device), source.band_valid.to(device), recipe, generator,
+                           None if keep is None else keep.to(device))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

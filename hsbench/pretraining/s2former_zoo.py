@@ -10,11 +10,13 @@ Two stages, two artifacts, because they are shared differently:
    radiometry. Keyed by the source artifact, the target dataset's fingerprint and the images used, so ablations
    that change only fine-tuning (``no_daft``) reuse it.
 
-Labels are never read: tiles are cut from cubes only.
+Labels are never read: tiles are cut from cubes only. Of a target's images only the pixels its view allows are read
+(:meth:`hsbench.strategy.SplitView.readable`: a scene's train region), unless the run is transductive.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,9 +32,13 @@ from hsbench.pretraining.s2former_ssl import S2FormerSSL, S2FormerSSLRecipe, Til
 from hsbench.pretraining.spectral_mae import sample_pixels
 from hsbench.registry import DATASETS, lookup
 from hsbench.spectral_grid import fit_grid_standardizer
+from hsbench.strategy import readable_mask
 from hsbench.zoo import Artifact, Zoo
 
-__all__ = ["TargetStage", "pretrained_s2former", "encoder_state", "fit_domain", "domain_tiles", "MODEL_CONFIG_KEY"]
+__all__ = [
+    "TargetStage", "pretrained_s2former", "encoder_state", "fit_domain", "domain_tiles", "readable_digest",
+    "MODEL_CONFIG_KEY",
+]
 
 log = logging.getLogger("hsbench")
 
@@ -49,6 +55,7 @@ class TargetStage:
         dataset: target dataset name.
         fingerprint: target dataset content hash.
         sample_ids: the unlabelled images used (sorted).
+        readable: :func:`readable_digest` of the pixels read (the train region, or whole images when transductive).
         steps: optimiser steps.
         lr: AdamW peak learning rate.
         seed: seed of tiles and masks (from the run's seed streams).
@@ -58,6 +65,7 @@ class TargetStage:
     dataset: str
     fingerprint: str
     sample_ids: tuple[str, ...]
+    readable: str
     steps: int
     lr: float
     seed: int
@@ -65,7 +73,8 @@ class TargetStage:
 
     def recipe(self, base_key: str) -> dict[str, Any]:
         return {"stage": "target", "base": base_key, "dataset": self.dataset, "sample_ids": list(self.sample_ids),
-                "steps": self.steps, "lr": self.lr, "seed": self.seed, "fit_pixels": self.fit_pixels}
+                "readable": self.readable, "steps": self.steps, "lr": self.lr, "seed": self.seed,
+                "fit_pixels": self.fit_pixels}
 
 
 def fit_domain(images: Any, wavelengths_nm: tuple[float, ...], cfg: S2FormerConfig, *, fit_pixels: int,
@@ -83,8 +92,25 @@ def fit_domain(images: Any, wavelengths_nm: tuple[float, ...], cfg: S2FormerConf
 
 
 def domain_tiles(images: Any, transform: PixelTransform, band_valid: np.ndarray, tile: int) -> TileSource:
-    """Tiles of ``images`` (dataset or view) on the grid, through a fitted standardisation."""
-    return TileSource([transform.apply(images.load(i).cube) for i in images.sample_ids], band_valid, tile)
+    """Tiles of ``images`` (dataset or view) on the grid, through a fitted standardisation.
+
+    A view's pixels outside :func:`~hsbench.strategy.readable_mask` are blanked and left out of the losses (see
+    :class:`TileSource`).
+    """
+    ids = images.sample_ids
+    return TileSource([transform.apply(images.load(i).cube) for i in ids], band_valid, tile,
+                      [readable_mask(images, i) for i in ids])
+
+
+def readable_digest(images: Any) -> str:
+    """SHA-256 of which pixels of ``images`` are readable, so a target artifact is keyed by the region it read."""
+    h = hashlib.sha256()
+    for sample_id in images.sample_ids:
+        mask = readable_mask(images, sample_id)
+        h.update(f"{sample_id}:{'all' if mask is None else mask.shape}:".encode())
+        if mask is not None:
+            h.update(np.packbits(np.ascontiguousarray(mask, dtype=bool)).tobytes())
+    return h.hexdigest()
 
 
 def _fresh_model(cfg: S2FormerConfig, seed: int) -> S2FormerSSL:

@@ -31,11 +31,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from hsbench.data.dataset import Dataset
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
 from hsbench.models.spectral_fm import Block, SpectralFM, SpectralFMConfig, make_div_term, wavelength_encoding
 from hsbench.models.spectral_fm_import import MODEL_CONFIG_KEY
 from hsbench.registry import DATASETS, lookup
+from hsbench.strategy import readable_mask
 from hsbench.zoo import Artifact, Zoo
 
 __all__ = [
@@ -175,18 +175,26 @@ class SpectralMAE(nn.Module):
         return F.mse_loss(prediction[masked], target[masked])
 
 
-def sample_pixels(dataset: Dataset, count: int, rng: np.random.Generator) -> np.ndarray:
+def sample_pixels(images: Any, count: int, rng: np.random.Generator) -> np.ndarray:
     """About ``count`` pixel spectra ``(N, B)`` drawn uniformly without replacement from every image.
 
-    Labels are never looked at: the source is used as unlabelled data.
+    ``images`` is a dataset (every pixel) or a split view, whose pixels are drawn from its readable ones only
+    (:func:`hsbench.strategy.readable_mask`: a scene's train region), so no val or test pixel is sampled. Labels
+    are never looked at: the images are used as unlabelled data.
     """
-    per_image = math.ceil(count / len(dataset))
+    per_image = math.ceil(count / len(images))
     chunks = []
-    for sample_id in dataset.sample_ids:
-        cube = np.asarray(dataset.load(sample_id).cube, dtype=np.float32)
+    for sample_id in images.sample_ids:
+        cube = np.asarray(images.load(sample_id).cube, dtype=np.float32)
         flat = cube.reshape(cube.shape[0], -1)
-        pick = rng.choice(flat.shape[1], size=min(per_image, flat.shape[1]), replace=False)
+        readable = readable_mask(images, sample_id)
+        columns = np.arange(flat.shape[1]) if readable is None else np.flatnonzero(readable.ravel())
+        if len(columns) == 0:
+            continue
+        pick = columns[rng.choice(len(columns), size=min(per_image, len(columns)), replace=False)]
         chunks.append(flat[:, pick].T)
+    if not chunks:
+        raise DataError("no readable pixel to sample: every pixel of these images is held out for val or test")
     pixels = np.concatenate(chunks)
     if len(pixels) > count:
         pixels = pixels[np.sort(rng.choice(len(pixels), size=count, replace=False))]

@@ -1,0 +1,187 @@
+"""No transductive leaks: what pretraining and fitted statistics may read of a scene, and ``transductive=true``.
+
+The decisive check poisons a scene's val and test pixels and the guard band around its test pixels (1e6) and
+asserts that pretraining output (fitted standardisation, pretrained weights) is byte-identical to the clean
+scene's; with ``transductive=true`` the same poison changes it, so the check can fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_dataset
+from scipy import ndimage
+
+from hsbench.data import Dataset, Sample, array_digest
+from hsbench.pretraining.spectral_mae import sample_pixels
+from hsbench.registry import STRATEGIES, lookup
+from hsbench.seeding import SeedStreams
+from hsbench.splits import Split, make_split
+from hsbench.strategy import TRANSDUCTIVE_MARK, RunContext, SplitView
+from hsbench.zoo import Zoo
+from strategies.s2former import _SMOKE
+
+POISON = 1e6
+RADIUS = 3
+SPECS = ("kshot=5,disjoint", "kshot=5", "fraction=0.2")
+
+
+def _scene() -> Dataset:
+    return make_tiny_dataset(task="scene", num_images=1, height=48, width=48, unlabelled_fraction=0.3, seed=3)
+
+
+def _split(dataset: Dataset, spec: str) -> Split:
+    return make_split(dataset, spec, 0, guard=RADIUS, block_size=12)
+
+
+def _poisoned(dataset: Dataset, split: Split) -> Dataset:
+    """The scene with every pixel a strategy may not read without labels set to ``POISON``."""
+    samples = {}
+    for sample_id in dataset.sample_ids:
+        sample = dataset.load(sample_id)
+        readable = split.readable(sample_id)
+        cube = sample.cube if readable is None else np.where(readable[None], sample.cube, np.float32(POISON))
+        samples[sample_id] = Sample(sample_id, cube.astype(np.float32), sample.labels)
+    fingerprint = array_digest(*(a for s in samples.values() for a in (s.cube, s.labels)))
+    return Dataset(dataset.card, list(samples), samples.__getitem__, fingerprint=fingerprint)
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_readable_pixels_exclude_val_test_and_the_guard_band(spec: str) -> None:
+    dataset = _scene()
+    split = _split(dataset, spec)
+    guard = RADIUS if "disjoint" in spec else 0
+    for sample_id, train in split.parts["train"].items():
+        readable = split.readable(sample_id)
+        assert readable is not None and not readable.flags.writeable
+        test = split.parts["test"][sample_id]
+        # Chebyshev distance to the nearest test pixel, computed independently of the split's guard_band.
+        distance = ndimage.distance_transform_cdt(~test, metric="chessboard")
+        assert distance[readable].min() > guard
+        assert not (readable & split.parts["val"][sample_id]).any()
+        assert readable[train].all()  # labelled train pixels stay readable
+        assert (~readable).sum() < readable.size  # and so does some of the scene
+    view = SplitView.of(dataset, split, "train")
+    assert all(np.array_equal(view.readable(i), split.readable(i)) for i in view.sample_ids)
+    assert all(view.transductive().readable(i) is None for i in view.sample_ids)
+
+
+def test_segmentation_train_images_are_readable_whole(tiny_dataset) -> None:
+    split = make_split(tiny_dataset, "kshot=2", 0)
+    assert all(mask is None for mask in split.readable_masks("train").values())
+
+
+def test_a_view_built_without_its_split_reads_only_its_own_pixels() -> None:
+    dataset = _scene()
+    split = _split(dataset, "kshot=5")
+    bare = SplitView(dataset, split.parts["train"], "train")
+    assert all(np.array_equal(bare.readable(i), bare.mask(i)) for i in bare.sample_ids)
+
+
+def test_sampled_statistics_pixels_ignore_the_poison() -> None:
+    dataset = _scene()
+    split = _split(dataset, "kshot=5,disjoint")
+    clean = sample_pixels(SplitView.of(dataset, split, "train"), 500, np.random.default_rng(0))
+    dirty = sample_pixels(SplitView.of(_poisoned(dataset, split), split, "train"), 500, np.random.default_rng(0))
+    assert clean.tobytes() == dirty.tobytes() and clean.max() < POISON
+
+
+def test_ssl_losses_leave_out_blanked_pixels() -> None:
+    """A tile of forbidden pixels only (a disjoint split's test block) adds nothing and no NaN; keep=1 is a no-op."""
+    from hsbench.models.s2former import S2FormerConfig
+    from hsbench.pretraining.s2former_ssl import S2FormerSSL, S2FormerSSLRecipe, ssl_losses
+
+    cfg = S2FormerConfig(dim=16, depth=1, heads=2, grid_bands=16, patch_size=2)
+    recipe = S2FormerSSLRecipe(model=cfg.to_dict())
+    torch.manual_seed(0)
+    model, tiles = S2FormerSSL(cfg), torch.randn(2, 16, 8, 8)
+    valid = torch.ones(16, dtype=torch.bool)
+
+    def losses(keep):
+        terms = ssl_losses(model, tiles, valid, recipe, torch.Generator().manual_seed(0), keep)
+        return {name: value.detach() for name, value in terms.items()}
+
+    none = losses(torch.zeros(2, 1, 8, 8))
+    assert all(torch.isfinite(v) for v in none.values())
+    assert float(none["spatial"]) == float(none["spectral"]) == float(none["frequency"]) == 0.0
+    full, plain = losses(torch.ones(2, 1, 8, 8)), losses(None)
+    for name, value in plain.items():
+        torch.testing.assert_close(full[name], value)
+
+
+def _s2former_pretrain(dataset: Dataset, split: Split, zoo: Path, **options):
+    cls = lookup(STRATEGIES, "s2former")
+    ctx = RunContext(device=torch.device("cpu"), seeds=SeedStreams(0), work_dir=Path("."), progress=False,
+                     zoo=Zoo(zoo))
+    strategy = cls({**cls.defaults, **_SMOKE, "tile_size": 8, "pretrain_seed": 0, **options}, ctx, dataset.card)
+    strategy.pretrain([SplitView.of(dataset, split, "train")])
+    return strategy
+
+
+def _output_bytes(strategy) -> bytes:
+    """Everything pretraining produced: the fitted standardisation, band validity and encoder weights."""
+    parts = [strategy.transform.mean, strategy.transform.matrix, strategy.band_valid]
+    parts += [strategy.encoder_weights[k].numpy() for k in sorted(strategy.encoder_weights)]
+    return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
+
+
+@pytest.mark.parametrize("spec", ["kshot=5,disjoint", "kshot=5"])
+def test_s2former_pretraining_is_byte_identical_on_a_poisoned_scene(tmp_path, spec: str) -> None:
+    dataset = _scene()
+    split = _split(dataset, spec)
+    poisoned = _poisoned(dataset, split)
+    assert _split(poisoned, spec).hash == split.hash and poisoned.fingerprint != dataset.fingerprint
+    zoo = tmp_path / "zoo"
+    clean = _s2former_pretrain(dataset, split, zoo)
+    dirty = _s2former_pretrain(poisoned, split, zoo)
+    assert len(list(zoo.glob("*/weights.safetensors"))) == 3  # one source stage, two target stages: no cache hit
+    assert _output_bytes(clean) == _output_bytes(dirty)
+    assert np.isfinite(clean.transform.mean).all() and clean.transform.mean.max() < 1e3
+
+
+def test_s2former_transductive_reads_the_poison_and_is_marked(tmp_path) -> None:
+    dataset = _scene()
+    split = _split(dataset, "kshot=5,disjoint")
+    poisoned = _poisoned(dataset, split)
+    clean = _s2former_pretrain(dataset, split, tmp_path / "zoo", transductive=True)
+    dirty = _s2former_pretrain(poisoned, split, tmp_path / "zoo", transductive=True)
+    assert _output_bytes(clean) != _output_bytes(dirty)
+    assert dirty.transform.mean.max() > 1e3  # the poison went into the standardisation
+    default = _s2former_pretrain(dataset, split, tmp_path / "zoo")
+    assert _output_bytes(default) != _output_bytes(clean)  # and the region changes what is read
+    cls = lookup(STRATEGIES, "s2former")
+    assert cls.label({**cls.defaults, "transductive": True}) == "s2former" + TRANSDUCTIVE_MARK
+    assert cls.label({**cls.defaults, "no_daft": True, "transductive": True}) == "s2former/no_daft†"
+    assert cls.label(dict(cls.defaults)) == "s2former"
+
+
+@pytest.mark.parametrize("input_spec", ["standardize", "pca=3"])
+def test_in_domain_input_statistics_ignore_the_poison(tmp_path, input_spec: str) -> None:
+    """in_domain, cross_domain and cross_modality fit their statistics through ``collect_labelled_pixels`` on the
+    train view: labelled train pixels only, so poisoned val and test pixels must not move them either."""
+    dataset = _scene()
+    split = _split(dataset, "kshot=5")
+    cls = lookup(STRATEGIES, "in_domain")
+    states = []
+    for data in (dataset, _poisoned(dataset, split)):
+        ctx = RunContext(device=torch.device("cpu"), seeds=SeedStreams(0), work_dir=tmp_path, progress=False)
+        options = {**cls.defaults, "model": "svm", "input": input_spec, "svm_c": 1.0, "svm_max_pixels": 200}
+        strategy = cls(options, ctx, data.card)
+        strategy.fit(SplitView.of(data, split, "train"), SplitView.of(data, split, "val"))
+        states.append(b"".join(v.tobytes() for _, v in sorted(strategy.transform.state().items())))
+    assert states[0] == states[1] and states[0]
+
+
+def test_a_transductive_run_is_labelled_and_has_its_own_id(tmp_path, tiny_registered) -> None:
+    from hsbench.runner import Runner, RunSpec
+
+    runner = Runner(tmp_path / "results", progress=False)
+    options = {**_SMOKE, "epochs": 2, "target_pretrain_steps": 2}
+    plain = runner.run(RunSpec(tiny_registered["scene"], "s2former", "kshot=5", 0, options))
+    marked = runner.run(RunSpec(tiny_registered["scene"], "s2former", "kshot=5", 0, {**options, "transductive": True}))
+    assert plain.status == marked.status == "completed", (plain.error, marked.error)
+    assert (plain.label, marked.label) == ("s2former", "s2former" + TRANSDUCTIVE_MARK)
+    assert plain.run_id != marked.run_id
