@@ -101,11 +101,24 @@ class TransformedView(torch.utils.data.Dataset):
         return item[0][:, rows, cols], item[1][rows, cols]
 
 
+SCENE_CROP_SIZE = 64
+"""Side of the random training crops that ``crop_size="auto"`` gives on scene datasets."""
+
+
 def resolve_crop_size(option: int | str | None, card: DatasetCard) -> int | None:
     """``auto``: full images for segmentation datasets, 64-pixel crops for scene datasets."""
     if option == "auto":
-        return 64 if card.task == "scene" else None
+        return SCENE_CROP_SIZE if card.task == "scene" else None
     return None if option is None else int(option)
+
+
+def crop_context(option: int | str | None) -> int:
+    """Spatial context on a scene of a dense network trained on ``crop_size=option`` crops: half the crop side.
+
+    ``None`` (whole images) has no bound a guard band could meet, so it counts as the ``auto`` crop.
+    """
+    size = SCENE_CROP_SIZE if option in ("auto", None) else int(option)
+    return size // 2
 
 
 TRAINING_DEFAULTS: dict[str, Any] = {

@@ -14,6 +14,14 @@ A class that is predicted but has no target pixel counts as 0: IoU 0, F1 0 and r
 0/0), and these zeros enter ``miou``, ``mf1`` and ``macc`` (the HS3-Bench / torchmetrics convention). See
 :func:`macc` for how this differs from scikit-learn's ``balanced_accuracy_score``.
 
+Classes a split excludes
+------------------------
+A split may exclude classes too small for it (``kshot=k`` on a class with fewer than ``k + min_test`` pixels).
+Pass the split's evaluated-class mask as ``classes``: an excluded class gets NaN per-class values and no macro
+average counts it, so a class that the split could not test but a model still predicts does not pull J_M down
+with an IoU of 0. Pixels are never dropped from the matrix: a test pixel predicted as an excluded class stays an
+error of its true class (lower recall and IoU there), and ``oa``, ``kappa`` and ``fwiou`` are unchanged.
+
 Values are stored at full precision as fractions in [0, 1]; rounding and percentages belong to reports.
 """
 
@@ -291,9 +299,23 @@ def per_class_f1(cm: np.ndarray) -> np.ndarray:
     return _ratio(2.0 * tp, support + predicted)
 
 
-def per_class_metrics(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class IoU, accuracy (recall) and F1, float64 arrays of length K with NaN where undefined."""
-    return {"iou": per_class_iou(cm), "accuracy": per_class_accuracy(cm), "f1": per_class_f1(cm)}
+def per_class_metrics(cm: np.ndarray, classes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-class IoU, accuracy (recall) and F1, float64 arrays of length K with NaN where undefined.
+
+    ``classes``: optional bool mask of the evaluated classes; excluded ones are NaN (arrays keep length K).
+    """
+    values = {"iou": per_class_iou(cm), "accuracy": per_class_accuracy(cm), "f1": per_class_f1(cm)}
+    return {name: _evaluated(v, classes) for name, v in values.items()}
+
+
+def _evaluated(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """``values`` with NaN at the classes the mask excludes (``None``: every class is evaluated)."""
+    if classes is None:
+        return values
+    mask = np.asarray(classes, dtype=bool)
+    if mask.shape != values.shape:
+        raise ValueError(f"the class mask has shape {mask.shape}, expected {values.shape}")
+    return np.where(mask, values, np.nan)
 
 
 def _defined_mean(values: np.ndarray) -> float:
@@ -308,7 +330,7 @@ def _defined_mean(values: np.ndarray) -> float:
 
 
 @METRICS.register_module(name="oa")
-def oa(cm: np.ndarray) -> float:
+def oa(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
     """Overall accuracy R_mu: the fraction of scored pixels predicted correctly; NaN for an empty matrix."""
     tp, support, _ = _marginals(cm)
     total = support.sum()
@@ -316,31 +338,31 @@ def oa(cm: np.ndarray) -> float:
 
 
 @METRICS.register_module(name="macc")
-def macc(cm: np.ndarray) -> float:
+def macc(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
     """Mean class accuracy R_M ("AA"): mean recall over the classes present in target or prediction.
 
     A class that is predicted but has no target pixel counts as recall 0, as in torchmetrics' macro accuracy
     that HS3-Bench reports as R_M (and scikit-learn's ``recall_score(average="macro")`` with default labels).
     This differs from ``balanced_accuracy_score``, which drops such classes; we follow the benchmark so that
-    hsbench numbers compare with the published tables.
+    hsbench numbers compare with the published tables. Classes outside ``classes`` (when given) are skipped.
     """
-    return _defined_mean(per_class_accuracy(cm))
+    return _defined_mean(_evaluated(per_class_accuracy(cm), classes))
 
 
 @METRICS.register_module(name="mf1")
-def mf1(cm: np.ndarray) -> float:
-    """Macro F1 F1_M over classes present in target or prediction (a predicted-only class contributes 0)."""
-    return _defined_mean(per_class_f1(cm))
+def mf1(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """Macro F1 F1_M over the evaluated classes present in target or prediction (predicted-only: 0)."""
+    return _defined_mean(_evaluated(per_class_f1(cm), classes))
 
 
 @METRICS.register_module(name="miou")
-def miou(cm: np.ndarray) -> float:
-    """Mean IoU J_M over classes present in target or prediction (a predicted-only class contributes 0)."""
-    return _defined_mean(per_class_iou(cm))
+def miou(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
+    """Mean IoU J_M over the evaluated classes present in target or prediction (predicted-only: 0)."""
+    return _defined_mean(_evaluated(per_class_iou(cm), classes))
 
 
 @METRICS.register_module(name="kappa")
-def kappa(cm: np.ndarray) -> float:
+def kappa(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
     """Cohen's kappa: agreement beyond what the two label frequencies give by chance.
 
     NaN for an empty matrix, and when chance agreement is already 1 (target and prediction are both one and
@@ -356,7 +378,7 @@ def kappa(cm: np.ndarray) -> float:
 
 
 @METRICS.register_module(name="fwiou")
-def fwiou(cm: np.ndarray) -> float:
+def fwiou(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
     """Frequency-weighted IoU: per-class IoU weighted by the class's share of target pixels.
 
     Predicted-only classes have weight 0, so only classes present in the target enter; NaN for an empty matrix.
@@ -370,6 +392,12 @@ def fwiou(cm: np.ndarray) -> float:
     return float(np.dot(support[present] / total, iou))
 
 
-def compute_metrics(cm: np.ndarray) -> dict[str, float]:
-    """Every scalar metric registered in :data:`hsbench.registry.METRICS`, by name, computed from ``cm``."""
-    return {name: float(fn(cm)) for name, fn in sorted(METRICS.module_dict.items())}
+def compute_metrics(cm: np.ndarray, classes: np.ndarray | None = None) -> dict[str, float]:
+    """Every scalar metric registered in :data:`hsbench.registry.METRICS`, by name, computed from ``cm``.
+
+    ``classes`` (the split's evaluated-class mask) is passed on when given, so registered metrics take it as an
+    optional keyword; the pixel-level ones (``oa``, ``kappa``, ``fwiou``) accept and ignore it.
+    """
+    if classes is None:
+        return {name: float(fn(cm)) for name, fn in sorted(METRICS.module_dict.items())}
+    return {name: float(fn(cm, classes=classes)) for name, fn in sorted(METRICS.module_dict.items())}

@@ -112,9 +112,9 @@ CASES = [
     ("segmentation", "kshot=3"),
     ("scene", "fraction=0.1"),
     ("scene", "kshot=5"),
-    ("scene", "kshot=5,disjoint"),
+    ("scene", "kshot=5,disjoint,guard=4"),
     ("multi_scene", "kshot=4"),
-    ("multi_scene", "kshot=4,disjoint"),
+    ("multi_scene", "kshot=4,disjoint,guard=4"),
 ]
 
 
@@ -190,10 +190,12 @@ def test_scene_fraction_one_leaves_no_test_and_fails(scene: Dataset) -> None:
 
 
 def test_bad_options_are_config_errors(scene: Dataset) -> None:
-    with pytest.raises(ConfigError, match="patch_radius"):
-        make_split(scene, "kshot=5,disjoint", 0, patch_radius=-1)
+    with pytest.raises(ConfigError, match="guard"):
+        make_split(scene, "kshot=5,disjoint", 0, guard=-1)
+    with pytest.raises(ConfigError, match="guard band"):
+        make_split(scene, "kshot=5,disjoint", 0)  # no silent default: the runner passes one
     with pytest.raises(ConfigError, match="block_size"):
-        make_split(scene, "kshot=5,disjoint", 0, block_size=0)
+        make_split(scene, "kshot=5,disjoint", 0, guard=4, block_size=0)
 
 
 def test_official_list_overlap_is_a_data_error() -> None:
@@ -260,7 +262,7 @@ def test_scene_fractions_are_nested_with_fixed_val(scene: Dataset) -> None:
 
 
 def test_kshot_train_is_nested_across_k(scene: Dataset) -> None:
-    for disjoint in ("", ",disjoint"):
+    for disjoint in ("", ",disjoint,guard=4"):
         small = only(make_split(scene, f"kshot=3{disjoint}", 2), "train")
         large = only(make_split(scene, f"kshot=10{disjoint}", 2), "train")
         assert not (small & ~large).any()
@@ -304,18 +306,19 @@ def test_kshot_gives_k_train_pixels_per_class(name: str, k: int, request: pytest
         assert tuple(split.parts["val"]) == official.val and tuple(split.parts["test"]) == official.test
 
 
-def test_kshot_takes_all_of_a_small_class_and_reports_it() -> None:
+def test_kshot_cap_half_takes_half_of_a_small_class_and_reports_it() -> None:
     labels = np.full((30, 30), IGNORE, dtype=np.int64)
     labels[:10, :] = 0
     labels[20:, :] = 1
     labels[15, 3:5] = 2  # two pixels only
-    split = make_split(scene_from_labels(labels, 3), "kshot=5", 0)
-    assert split.coverage["train"] == [5, 5, 2]
+    split = make_split(scene_from_labels(labels, 3), "kshot=5,cap=half", 0)
+    assert split.coverage["train"] == [5, 5, 1]
+    assert split.coverage["test"][2] == 1 and split.excluded == ()
     assert split.short_classes() == [2]
-    assert split.missing_classes("test") == [2]
+    assert split.missing_classes("val") == [2]
     warnings = split.coverage_warnings(["a", "b", "c"])
-    assert any("class 2 (c) has only 2" in w for w in warnings)
-    assert any("class 2 (c) has no test" in w for w in warnings)
+    assert any("class 2 (c) has only 1" in w for w in warnings)
+    assert any("class 2 (c) has no val" in w for w in warnings)
 
 
 def test_missing_class_is_listed() -> None:
@@ -330,21 +333,21 @@ def test_missing_class_is_listed() -> None:
 
 @pytest.mark.parametrize(("radius", "block"), [(4, None), (2, 7), (0, 5), (3, 40)])
 def test_disjoint_test_pixels_are_beyond_the_patch_radius(scene: Dataset, radius: int, block: int | None) -> None:
-    split = make_split(scene, "kshot=5,disjoint", 0, patch_radius=radius, block_size=block)
+    split = make_split(scene, "kshot=5,disjoint", 0, guard=radius, block_size=block)
     train_val = only(split, "train") | only(split, "val")
     assert chebyshev_gap(train_val, only(split, "test")) > radius
-    assert split.params == {"patch_radius": radius, "block_size": block or max(4 * radius + 1, 96 // 8)}
+    assert split.params == {"guard": radius, "block_size": block or max(4 * radius + 1, 96 // 8), "min_test": 10}
     assert split.missing_classes("train") == []
 
 
 def test_disjoint_test_set_does_not_depend_on_k(scene: Dataset) -> None:
-    a = only(make_split(scene, "kshot=2,disjoint", 0), "test")
-    b = only(make_split(scene, "kshot=20,disjoint", 0), "test")
+    a = only(make_split(scene, "kshot=2,disjoint", 0, guard=4), "test")
+    b = only(make_split(scene, "kshot=20,disjoint", 0, guard=4), "test")
     assert np.array_equal(a, b)
 
 
 def test_disjoint_holds_per_image_in_a_multi_image_scene(multi_scene: Dataset) -> None:
-    split = make_split(multi_scene, "kshot=4,disjoint", 0, patch_radius=2)
+    split = make_split(multi_scene, "kshot=4,disjoint", 0, guard=2)
     empty = np.zeros((48, 40), dtype=bool)
     for sample_id in multi_scene.sample_ids:
         train_val = split.parts["train"].get(sample_id, empty) | split.parts["val"].get(sample_id, empty)
@@ -371,7 +374,7 @@ def test_image_fraction_loads_only_the_images_it_needs() -> None:
 # --- files ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "spec"), [("segmentation", "kshot=3"), ("scene", "kshot=5,disjoint")])
+@pytest.mark.parametrize(("name", "spec"), [("segmentation", "kshot=3"), ("scene", "kshot=5,disjoint,guard=4")])
 def test_save_load_round_trip(name: str, spec: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     split = make_split(request.getfixturevalue(name), spec, 11)
     split.save(tmp_path / "split")
@@ -431,15 +434,18 @@ def test_real_scenes_kshot_invariants(filename: str, key: str) -> None:
     num_classes = int(raw.max())
     dataset = scene_from_labels(labels, num_classes, key)
     sizes = np.bincount(labels[labels != IGNORE], minlength=num_classes)
-    for spec in ("kshot=5", "kshot=5,disjoint"):
+    for spec in ("kshot=5", "kshot=5,disjoint,guard=4"):
         split = make_split(dataset, spec, 0)
         train, val, test = (only(split, part) for part in PARTS)
         assert not (train & val).any() and not (train & test).any() and not (val & test).any()
         assert not ((train | val | test) & (labels == IGNORE)).any()
-        assert split.coverage["train"] == np.minimum(5, sizes).tolist()
+        kept = np.isin(np.arange(num_classes), split.excluded, invert=True)
+        assert split.coverage["train"] == np.where(kept, np.minimum(5, sizes), 0).tolist()
         assert split.coverage == direct_coverage(split, dataset)
-        if spec.endswith("disjoint"):
+        if spec.startswith("kshot=5,disjoint"):
             assert chebyshev_gap(train | val, test) > 4
         else:
+            assert split.excluded == tuple(np.flatnonzero(sizes < 5 + 10).tolist())
             assert split.missing_classes("test") == []
-            assert split.coverage["val"] == np.minimum(5, (sizes - 5) // 2).tolist()
+            val = np.minimum(np.minimum(5, (sizes - 5) // 2), sizes - 5 - 10)
+            assert split.coverage["val"] == np.where(kept, val, 0).tolist()

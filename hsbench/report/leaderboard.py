@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hsbench.report.labels_used import aggregate_labels, labels_over_datasets
 from hsbench.report.results import REPORT_METRICS, ReportData
 
 __all__ = ["leaderboard", "AVERAGE", "WORST_CASE", "metric_names"]
@@ -33,6 +34,7 @@ def _per_dataset(runs: pd.DataFrame) -> pd.DataFrame:
     table = grouped[metrics].mean().add_suffix("_mean")
     table = table.join(grouped[metrics].std(ddof=1).fillna(0.0).add_suffix("_std"))
     table["n"] = grouped["seed"].nunique()
+    table = table.join(grouped.apply(lambda g: pd.Series(aggregate_labels(g)), include_groups=False))
     return table.reset_index()
 
 
@@ -44,7 +46,8 @@ def _average(runs: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
         if per_seed.empty:  # no seed has every dataset
             continue
         complete = per_seed.index
-        row = {"split": split, "dataset": AVERAGE, "label": label, "n": len(complete)}
+        row = {"split": split, "dataset": AVERAGE, "label": label, "n": len(complete),
+               **labels_over_datasets(group[group["seed"].isin(complete)])}
         for metric in metric_names():
             means = per_seed[metric].mean(axis=1)
             row[f"{metric}_mean"] = float(means.mean())
@@ -65,6 +68,8 @@ def _worst_case(per_dataset: pd.DataFrame, datasets: list[str]) -> pd.DataFrame:
             row[f"{metric}_std"] = float(worst[f"{metric}_std"])
             row[f"{metric}_worst_dataset"] = worst["dataset"]
         row["n"] = int(group["n"].min())
+        worst = group.loc[group["miou_mean"].idxmin()]  # the labels of the dataset where J_M is worst
+        row.update({key: worst[key] for key in ("train_pixels", "val_pixels", "val_protocol")})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -81,7 +86,9 @@ def leaderboard(data: ReportData) -> pd.DataFrame:
     """One row per (split, dataset or Average / Worst-case, strategy label), in display order.
 
     Columns: ``split, dataset, label, n``, ``<metric>_mean``, ``<metric>_std``, ``<metric>_best`` for each metric
-    of :data:`REPORT_METRICS` (fractions, unrounded) and ``<metric>_worst_dataset`` on Worst-case rows.
+    of :data:`REPORT_METRICS` (fractions, unrounded), ``<metric>_worst_dataset`` on Worst-case rows, and the
+    labels used (:func:`~hsbench.report.labels_used.aggregate_labels`): ``train_pixels``, ``val_pixels`` (mean
+    over seeds; Average: mean over datasets; Worst-case: the J_M-worst dataset's) and ``val_protocol``.
     """
     runs = data.runs.dropna(subset=metric_names(), how="all")
     if runs.empty:

@@ -5,7 +5,17 @@ plus arrays with a content hash that every run records. See ``DESIGN.md`` (Split
 """
 
 from hsbench.splits._make import SCENE_VAL_FRACTION, make_split
-from hsbench.splits._spec import SPLIT_KINDS, SplitSpec, parse_split_spec
+from hsbench.splits._spec import DEFAULT_MIN_TEST, SPLIT_KINDS, VAL_PROTOCOLS, SplitSpec, parse_split_spec
 from hsbench.splits._split import PARTS, Split
 
-__all__ = ["PARTS", "SCENE_VAL_FRACTION", "SPLIT_KINDS", "Split", "SplitSpec", "make_split", "parse_split_spec"]
+__all__ = [
+    "DEFAULT_MIN_TEST",
+    "PARTS",
+    "SCENE_VAL_FRACTION",
+    "SPLIT_KINDS",
+    "VAL_PROTOCOLS",
+    "Split",
+    "SplitSpec",
+    "make_split",
+    "parse_split_spec",
+]

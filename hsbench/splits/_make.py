@@ -7,7 +7,7 @@ from the ``split`` seed stream, so a split depends on the seed and the data only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,6 +42,7 @@ class _Drawn:
     parts: Parts
     coverage: dict[str, list[int]]
     params: dict[str, int]
+    excluded: list[int] = field(default_factory=list)
 
 
 def make_split(
@@ -49,7 +50,7 @@ def make_split(
     spec: str | SplitSpec,
     seed: int,
     *,
-    patch_radius: int = 4,
+    guard: int | None = None,
     block_size: int | None = None,
 ) -> Split:
     """Draw a split.
@@ -58,19 +59,24 @@ def make_split(
         dataset: the dataset; labels are loaded only for the images a split needs.
         spec: a spec string (see :func:`parse_split_spec`) or a parsed spec.
         seed: the run seed; the ``split`` stream of :class:`SeedStreams` is derived from it.
-        patch_radius: for ``kshot=k,disjoint``: every test pixel lies more than this many pixels (Chebyshev)
-            from every train and val pixel, so ``(2r+1)``-pixel patches around training pixels never see one.
+        guard: for ``kshot=k,disjoint`` without ``guard=N`` in the spec: every test pixel lies more than this many
+            pixels (Chebyshev) from every train and val pixel, so no model whose spatial context is at most
+            ``guard`` sees a test pixel while it learns. The runner passes the largest spatial context of the
+            registered strategies (:func:`hsbench.strategy.default_guard`), so every strategy compared on a scene
+            gets the same split; there is no silent default here.
         block_size: side of the square blocks of a disjoint split; default
-            ``max(4 * patch_radius + 1, min(H, W) // 8)`` over the smallest image.
+            ``max(4 * guard + 1, min(H, W) // 8)`` over the smallest image.
 
     Raises:
         ConfigError: the spec does not fit the dataset (no official split, disjoint on whole images, a split
-            that leaves no test pixels) or an option is out of range.
+            that leaves no test pixels, a disjoint split without a guard) or an option is out of range.
         DataError: an official list names an unknown sample or puts one sample in two parts.
     """
     parsed = spec if isinstance(spec, SplitSpec) else parse_split_spec(spec)
-    if isinstance(patch_radius, bool) or not isinstance(patch_radius, int) or patch_radius < 0:
-        raise ConfigError(f"patch_radius must be a whole number >= 0, got {patch_radius!r}")
+    if parsed.guard is not None:
+        guard = parsed.guard
+    if guard is not None and (isinstance(guard, bool) or not isinstance(guard, int) or guard < 0):
+        raise ConfigError(f"guard must be a whole number >= 0, got {guard!r}")
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
         raise ConfigError(f"block_size must be a whole number >= 1, got {block_size!r}")
     card = dataset.card
@@ -85,10 +91,14 @@ def make_split(
         build = _image_fraction if parsed.kind == "fraction" else _image_kshot
         drawn = build(dataset, parsed, seed)
     else:
-        drawn = _scene(dataset, parsed, seed, patch_radius, block_size)
+        if parsed.disjoint and guard is None:
+            raise ConfigError(f"{card.name}: {parsed} needs a guard band: write guard=N in the spec or pass guard= "
+                              "(hsbench run passes the largest spatial context of the registered strategies)")
+        drawn = _scene(dataset, parsed, seed, guard or 0, block_size)
     spec_text = str(parsed)
-    digest = split_hash(card.name, spec_text, seed, drawn.parts, drawn.coverage, drawn.params)
-    return Split(card.name, spec_text, int(seed), drawn.parts, drawn.coverage, digest, drawn.params)
+    excluded = tuple(drawn.excluded)
+    digest = split_hash(card.name, spec_text, seed, drawn.parts, drawn.coverage, drawn.params, excluded)
+    return Split(card.name, spec_text, int(seed), drawn.parts, drawn.coverage, digest, drawn.params, excluded)
 
 
 # --- image-level splits ---------------------------------------------------------------------------------------
@@ -130,28 +140,51 @@ def _official(dataset: Dataset, spec: SplitSpec) -> _Drawn:
 
 
 def _image_fraction(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:
-    """A nested subset of the official training images: a prefix of one seeded permutation."""
+    """A nested subset of the official training images: a prefix of one seeded permutation.
+
+    With ``val=matched`` the val images are cut the same way (their own permutation, so train is unchanged).
+    """
     lists = _official_lists(dataset, None)
-    train = lists["train"]
-    if not train:
+    if not lists["train"]:
         raise ConfigError(f"{dataset.card.name}: the official split has no training images to take a fraction of")
-    order = SeedStreams(seed).rng("split").permutation(len(train))
-    chosen = set(order[: max(1, ceil_share(spec.fraction, len(train)))].tolist())
-    lists["train"] = tuple(sample_id for i, sample_id in enumerate(train) if i in chosen)  # keep official order
+    lists["train"] = _image_share(lists["train"], spec.fraction, SeedStreams(seed).rng("split"))
+    if spec.val == "matched" and lists["val"]:
+        lists["val"] = _image_share(lists["val"], spec.fraction, _val_rng(seed))
     parts, coverage = {}, {}
     for part in PARTS:
         parts[part], coverage[part] = _whole_images(dataset, lists[part])
     return _Drawn(parts, coverage, {})
 
 
+def _image_share(ids: tuple[str, ...], p: float, rng: np.random.Generator) -> tuple[str, ...]:
+    """``ceil(p n)`` (at least one) of ``ids`` by a seeded permutation, in their original order (nested in p)."""
+    order = rng.permutation(len(ids))
+    chosen = set(order[: max(1, ceil_share(p, len(ids)))].tolist())
+    return tuple(sample_id for i, sample_id in enumerate(ids) if i in chosen)
+
+
 def _image_kshot(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:
-    """k pixels per class pooled over the official training images, streamed one image at a time."""
+    """k pixels per class pooled over the official training images (and, with ``val=matched``, val images)."""
     lists = _official_lists(dataset, None)
+    parts: Parts = {}
+    coverage: dict[str, list[int]] = {}
+    parts["train"], coverage["train"] = _pooled_kshot(dataset, lists["train"], spec.k, _pixel_rng(seed))
+    if spec.val == "matched":
+        parts["val"], coverage["val"] = _pooled_kshot(dataset, lists["val"], spec.k, _val_rng(seed))
+    else:
+        parts["val"], coverage["val"] = _whole_images(dataset, lists["val"])
+    parts["test"], coverage["test"] = _whole_images(dataset, lists["test"])
+    _freeze(parts)
+    return _Drawn(parts, coverage, {})
+
+
+def _pooled_kshot(
+    dataset: Dataset, ids: tuple[str, ...], k: int, rng: np.random.Generator
+) -> tuple[dict[str, np.ndarray | None], list[int]]:
+    """k pixels per class pooled over ``ids``, streamed one image at a time (``O(k K)`` candidates held)."""
     card = dataset.card
-    rng = _pixel_rng(seed)
-    train_ids = lists["train"]
     shapes, pooled = [], []
-    for i, sample_id in enumerate(train_ids):
+    for i, sample_id in enumerate(ids):
         labels = dataset.load(sample_id).labels
         shapes.append(labels.shape)
         orders = class_orders(
@@ -159,23 +192,19 @@ def _image_kshot(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:
             [draw_keys(rng, labels.shape)],
             num_classes=card.num_classes,
             ignore_index=card.ignore_index,
-            keep=spec.k,
+            keep=k,
         )
         pooled.append([ClassOrder(np.full(len(o), i, dtype=np.int64), o.flat, o.key) for o in orders])
-    best = [merge_orders(per_class, spec.k) for per_class in zip(*pooled)] if pooled else []
+    best = [merge_orders(per_class, k) for per_class in zip(*pooled)] if pooled else []
     masks = masks_from_refs(shapes, [o.take(0) for o in best])
-    parts: Parts = {"train": {sid: m for sid, m in zip(train_ids, masks) if m.any()}}
-    coverage = {"train": [len(o) for o in best] or [0] * card.num_classes}
-    for part in ("val", "test"):
-        parts[part], coverage[part] = _whole_images(dataset, lists[part])
-    _freeze(parts)
-    return _Drawn(parts, coverage, {})
+    part = {sid: m for sid, m in zip(ids, masks) if m.any()}
+    return part, [len(o) for o in best] or [0] * card.num_classes
 
 
 # --- scene (pixel-level) splits -------------------------------------------------------------------------------
 
 
-def _scene(dataset: Dataset, spec: SplitSpec, seed: int, patch_radius: int, block_size: int | None) -> _Drawn:
+def _scene(dataset: Dataset, spec: SplitSpec, seed: int, guard: int, block_size: int | None) -> _Drawn:
     card = dataset.card
     ids = dataset.sample_ids
     labels = [dataset.load(sample_id).labels for sample_id in ids]
@@ -183,18 +212,22 @@ def _scene(dataset: Dataset, spec: SplitSpec, seed: int, patch_radius: int, bloc
     keys = [draw_keys(rng, lab.shape) for lab in labels]
     common = {"num_classes": card.num_classes, "ignore_index": card.ignore_index}
     params: dict[str, int] = {}
+    excluded: list[int] = []
     if spec.kind == "fraction":
-        refs = _scene_fraction(class_orders(labels, keys, **common), spec.fraction)
+        refs = _scene_fraction(class_orders(labels, keys, **common), spec.fraction, matched=spec.val == "matched")
         test_masks = masks_from_refs([lab.shape for lab in labels], refs["test"])
     elif not spec.disjoint:
-        refs = _scene_kshot(class_orders(labels, keys, **common), spec.k)
+        refs, excluded = _scene_kshot(class_orders(labels, keys, **common), spec)
         test_masks = masks_from_refs([lab.shape for lab in labels], refs["test"])
+        params = {"min_test": spec.test_minimum}
     else:
-        side = block_size or max(4 * patch_radius + 1, min(min(lab.shape) for lab in labels) // 8)
-        regions = block_regions(labels, block_size=side, margin=patch_radius, rng=_block_rng(seed), **common)
-        refs = _disjoint_kshot(class_orders(labels, keys, allowed=regions, **common), spec.k)
-        test_masks = [(lab != card.ignore_index) & ~guard_band(r, patch_radius) for lab, r in zip(labels, regions)]
-        params = {"patch_radius": patch_radius, "block_size": side}
+        side = block_size or max(4 * guard + 1, min(min(lab.shape) for lab in labels) // 8)
+        regions = block_regions(labels, block_size=side, margin=guard, rng=_block_rng(seed), **common)
+        test_masks = [(lab != card.ignore_index) & ~guard_band(r, guard) for lab, r in zip(labels, regions)]
+        test_counts = np.sum([_count(lab[m], card.num_classes) for lab, m in zip(labels, test_masks)], axis=0)
+        refs, excluded = _disjoint_kshot(class_orders(labels, keys, allowed=regions, **common), test_counts, spec)
+        test_masks = [m & ~np.isin(lab, excluded) for lab, m in zip(labels, test_masks)]
+        params = {"guard": guard, "block_size": side, "min_test": spec.test_minimum}
     shapes = [lab.shape for lab in labels]
     per_part = {"train": masks_from_refs(shapes, refs["train"]), "val": masks_from_refs(shapes, refs["val"])}
     per_part["test"] = test_masks
@@ -206,53 +239,82 @@ def _scene(dataset: Dataset, spec: SplitSpec, seed: int, patch_radius: int, bloc
     if not parts["test"]:
         raise ConfigError(
             f"{card.name}: {spec} leaves no test pixels; use a smaller fraction, or for disjoint splits a smaller "
-            "block_size or patch_radius"
+            "block_size or guard"
         )
     _freeze(parts)
-    return _Drawn(parts, coverage, params)
+    return _Drawn(parts, coverage, params, excluded)
 
 
-def _scene_fraction(orders: list[ClassOrder], p: float) -> dict[str, Refs]:
+def _scene_fraction(orders: list[ClassOrder], p: float, *, matched: bool = False) -> dict[str, Refs]:
     """Per class: train = the first ``ceil(p n)`` (at least one), val = a fixed tail slice, test = the middle.
 
     Val comes from the tail of the order so it is the same pixels for every fraction of one seed, and the train
-    prefixes stay nested.
+    prefixes stay nested. ``matched`` keeps only the first ``ceil(p m)`` (at least one) of the ``m`` val pixels;
+    the rest of the tail is used by no part, so train and test are the same pixels under either protocol.
     """
     refs: dict[str, Refs] = {part: [] for part in PARTS}
     for order in orders:
         n = len(order)
         n_val = max(1, int(SCENE_VAL_FRACTION * n)) if n >= 3 else 0
         n_train = min(n - n_val, max(1, ceil_share(p, n)))
+        used_val = min(n_val, max(1, ceil_share(p, n_val))) if matched else n_val
         refs["train"].append(order.take(0, n_train))
         refs["test"].append(order.take(n_train, n - n_val))
-        refs["val"].append(order.take(n - n_val))
+        refs["val"].append(order.take(n - n_val, n - n_val + used_val))
     return refs
 
 
-def _scene_kshot(orders: list[ClassOrder], k: int) -> dict[str, Refs]:
-    """Per class: train = first ``min(k, n)``, val = next ``min(k, half the rest)``, test = the rest.
+def _kshot_train(n: int, spec: SplitSpec) -> int:
+    """Train pixels of a class with ``n`` candidates: k, or with ``cap=half`` at most half of the class."""
+    return min(spec.k, n // 2) if spec.cap == "half" else min(spec.k, n)
 
-    Halving the rest keeps at least as many test as val pixels for small classes.
+
+def _scene_kshot(orders: list[ClassOrder], spec: SplitSpec) -> tuple[dict[str, Refs], list[int]]:
+    """Per class: train = the first k, val = the next ``min(k, half the rest)``, test = the rest.
+
+    A class with fewer than ``k + min_test`` pixels is excluded (in no part): given all its pixels for training it
+    would have no test pixel yet still be predicted, an IoU of 0 that says nothing about the strategy. Val never
+    takes a test pixel below ``min_test``; halving the rest keeps at least as many test as val pixels. With
+    ``cap=half`` no class is excluded and train takes at most half of each.
+
+    Returns:
+        The refs per part, and the excluded classes.
     """
     refs: dict[str, Refs] = {part: [] for part in PARTS}
-    for order in orders:
+    excluded = []
+    minimum = spec.test_minimum
+    for c, order in enumerate(orders):
         n = len(order)
-        n_train = min(k, n)
-        n_val = min(k, (n - n_train) // 2)
+        if spec.cap is None and 0 < n < spec.k + minimum:
+            excluded.append(c)
+            n = 0
+        n_train = _kshot_train(n, spec)
+        n_val = min(spec.k, (n - n_train) // 2, n - n_train - minimum) if n else 0
         refs["train"].append(order.take(0, n_train))
         refs["val"].append(order.take(n_train, n_train + n_val))
-        refs["test"].append(order.take(n_train + n_val))
-    return refs
+        refs["test"].append(order.take(n_train + n_val, n))
+    return refs, excluded
 
 
-def _disjoint_kshot(region_orders: list[ClassOrder], k: int) -> dict[str, Refs]:
-    """Train and val from the training region only (val up to k per class); test is built from blocks."""
+def _disjoint_kshot(
+    region_orders: list[ClassOrder], test_counts: np.ndarray, spec: SplitSpec
+) -> tuple[dict[str, Refs], list[int]]:
+    """Train and val from the training region only (val up to k per class); test is built from blocks.
+
+    A class with fewer than k pixels in the training region or fewer than ``min_test`` in the test region is
+    excluded (unless ``cap=half``, which takes at most half of the class's training-region pixels).
+    """
     refs: dict[str, Refs] = {"train": [], "val": []}
-    for order in region_orders:
-        n_train = min(k, len(order))
+    excluded = []
+    for c, order in enumerate(region_orders):
+        n = len(order)
+        if (n or test_counts[c]) and (n < spec.k or test_counts[c] < spec.test_minimum) and spec.cap is None:
+            excluded.append(c)
+            n = 0
+        n_train = _kshot_train(n, spec)
         refs["train"].append(order.take(0, n_train))
-        refs["val"].append(order.take(n_train, n_train + k))
-    return refs
+        refs["val"].append(order.take(n_train, min(n, n_train + spec.k)))
+    return refs, excluded
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -265,6 +327,11 @@ def _pixel_rng(seed: int) -> np.random.Generator:
 
 def _block_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(SeedStreams(seed).sequence("split").spawn(2)[1])
+
+
+def _val_rng(seed: int) -> np.random.Generator:
+    """``val=matched`` draws from a third child, so the train draw is the same under either val protocol."""
+    return np.random.default_rng(SeedStreams(seed).sequence("split").spawn(3)[2])
 
 
 def _count(labels: np.ndarray, num_classes: int) -> np.ndarray:
