@@ -30,17 +30,17 @@ from hsbench.claims import RUNS_SUITE, CellClaims, Hold, hold
 from hsbench.data.dataset import Dataset
 from hsbench.distributed import is_main_process, rank
 from hsbench.errors import HsbenchError
-from hsbench.evaluation import confusion_on_view
+from hsbench.evaluation import evaluate_view
 from hsbench.faults import BestEffortFileHandler, describe, located
 from hsbench.metrics import compute_metrics, per_class_metrics
 from hsbench.names import path_component
 from hsbench.options import config_hash
-from hsbench.provenance import git_commit
+from hsbench.provenance import git_commit, hardware_and_builds
 from hsbench.registry import DATASETS, lookup
 from hsbench.seeding import SeedStreams
 from hsbench.splits import Split, make_split, parse_split_spec
 from hsbench.store import ResultsStore, default_database
-from hsbench.strategy import RunContext, SplitView, Strategy, resolve_strategy
+from hsbench.strategy import RunContext, SplitView, Strategy, default_guard, resolve_strategy
 from hsbench.visualize import save_prediction_panel
 from hsbench.zoo import Zoo
 
@@ -162,7 +162,8 @@ class Runner:
     def _split(self, dataset: Dataset, spec: RunSpec) -> Split:
         key = (spec.dataset, spec.split, spec.seed)
         if self._last_split is None or self._last_split[0] != key:
-            self._last_split = (key, make_split(dataset, spec.split, spec.seed))
+            # One guard band for every strategy (the largest spatial context), so paired comparisons share a split.
+            self._last_split = (key, make_split(dataset, spec.split, spec.seed, guard=default_guard()))
         return self._last_split[1]
 
     def _prepare(self, spec: RunSpec, timer: _PhaseTimer) -> _Prepared:
@@ -179,6 +180,7 @@ class Runner:
             "dataset_version": dataset.card.version,
             "split": split.spec,
             "split_hash": split.hash,
+            **({"split_params": split.params} if split.params else {}),  # the guard band used, for disjoint splits
             "strategy": spec.strategy,
             "options": options,
             "seed": spec.seed,
@@ -233,12 +235,13 @@ class Runner:
         self.store.begin(
             prepared.run_id,
             {
-                **{key: value for key, value in prepared.config.items() if key != "options"},
+                **{key: value for key, value in prepared.config.items() if key not in ("options", "split_params")},
                 "strategy_label": prepared.label,
                 "config": prepared.config,
                 "hsbench_version": hsbench.__version__,
                 "git_commit": commit,
                 "device": str(self.device),
+                "provenance": hardware_and_builds(),
                 "run_dir": str(run_dir.resolve()),
             },
         )
@@ -287,6 +290,11 @@ class Runner:
         dataset, split = prepared.dataset, prepared.split
         for warning in split.coverage_warnings(dataset.card.class_names):
             run_log.warning(warning)
+        context, guard = prepared.strategy_cls.spatial_context(prepared.options), split.params.get("guard")
+        if guard is not None and context > guard:
+            run_log.warning("%s uses %d px of spatial context, more than the split's %d px guard band: its training "
+                            "crops may reach test pixels (write guard=%d in the split)", prepared.label, context,
+                            guard, context)
         ctx = RunContext(
             device=self.device,
             seeds=SeedStreams(spec.seed),
@@ -300,7 +308,7 @@ class Runner:
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(ctx.seeds.int_seed("init"))
         strategy = prepared.strategy_cls(prepared.options, ctx, dataset.card)
-        train = SplitView(dataset, split.parts["train"], "train")
+        train = SplitView.of(dataset, split, "train")  # with the pixels pretrain may read
         val = SplitView(dataset, split.parts["val"], "val")
         run_log.info("run %s: %s on %s, split %s, seed %d", prepared.run_id, prepared.label, dataset.card.name,
                      split.spec, spec.seed)
@@ -328,6 +336,7 @@ class Runner:
                     json.dumps({**prepared.config, "hsbench_version": hsbench.__version__,
                                 "git_commit": commit}, indent=2)
                 )
+                (run_dir / "provenance.json").write_text(json.dumps(hardware_and_builds(), indent=2))
                 split.save(run_dir / "split")
             strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer)
             if not main:
@@ -335,7 +344,7 @@ class Runner:
             results = self._evaluate(strategy, dataset, split, run_dir, timer)
             facts.update(
                 split_coverage=split.coverage,
-                train_labelled_pixels=int(sum(split.coverage["train"])),
+                **split.protocol(),  # labelled train / val pixels and images, val protocol, excluded classes
                 threads=torch.get_num_threads(),
             )
             self._write_results(run_dir, results, timer.seconds, facts)
@@ -346,6 +355,7 @@ class Runner:
                 confusions={part: r["confusion"] for part, r in results.items()},
                 timings=timer.seconds,
                 facts=facts,
+                evidence={"test": results["test"]["units"]},
             )
             run_log.info("run %s completed: test mIoU %.4f", run_id, results["test"]["metrics"]["miou"])
             log.info(
@@ -411,8 +421,11 @@ class Runner:
         for part in parts:
             view = SplitView(dataset, split.parts[part], part)
             with timer.phase(f"predict_{part}"):
-                cm = confusion_on_view(strategy.predict, view, on_prediction=keep_panel if part == "test" else None)
-            results[part] = {"confusion": cm, "metrics": compute_metrics(cm), "per_class": per_class_metrics(cm)}
+                units = evaluate_view(strategy.predict, view, on_prediction=keep_panel if part == "test" else None)
+            cm = units.total()
+            results[part] = {"confusion": cm, "metrics": compute_metrics(cm, split.evaluated_classes),
+                             "per_class": per_class_metrics(cm, split.evaluated_classes),
+                             "units": units}
         return results
 
     @staticmethod

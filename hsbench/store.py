@@ -30,6 +30,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -47,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from hsbench.db_retry import retry_transient
+from hsbench.evidence import UnitConfusions, decode, digest, encode
 
 __all__ = ["ResultsStore", "RunRecord", "database_url"]
 
@@ -71,6 +73,9 @@ runs_table = Table(
     Column("hsbench_version", String(32)),
     Column("git_commit", String(64)),
     Column("device", String(32)),
+    # CPU, GPU, library versions and BLAS builds, threads, deterministic flags (hsbench.provenance);
+    # NULL for runs stored by an older version.
+    Column("provenance", JSON),
     Column("host", String(255)),
     Column("pid", Integer),
     Column("run_dir", Text),
@@ -97,6 +102,15 @@ confusion_table = Table(
     Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("part", String(16), primary_key=True),
     Column("matrix", JSON, nullable=False),  # list of rows of int64 counts
+)
+
+evidence_table = Table(
+    "evidence",
+    _meta,
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("part", String(16), primary_key=True),
+    Column("blob", LargeBinary, nullable=False),  # per-unit confusion matrices (hsbench.evidence.encode)
+    Column("sha256", String(64), nullable=False),  # of ``blob``, checked when read
 )
 
 
@@ -248,8 +262,9 @@ class ResultsStore:
         confusions: dict[str, np.ndarray],
         timings: dict[str, float],
         facts: dict[str, Any],
+        evidence: dict[str, UnitConfusions] | None = None,
     ) -> None:
-        """Write every result of a run and mark it completed, atomically."""
+        """Write every result of a run and mark it completed, atomically (``evidence``: per-unit matrices)."""
         metric_rows = [
             {"run_id": run_id, "part": part, "metric": name, "class_index": -1, "value": _float_or_none(value)}
             for part, values in metrics.items()
@@ -264,6 +279,8 @@ class ResultsStore:
             {"run_id": run_id, "part": part, "matrix": np.asarray(cm, dtype=np.int64).tolist()}
             for part, cm in confusions.items()
         ]
+        evidence_rows = [{"run_id": run_id, "part": part, "blob": blob, "sha256": digest(blob)}
+                         for part, units in (evidence or {}).items() for blob in [encode(units)]]
 
         def write(conn: Connection) -> None:
             self._delete_results(conn, [run_id])
@@ -271,6 +288,8 @@ class ResultsStore:
                 conn.execute(insert(metrics_table), metric_rows)
             if confusion_rows:
                 conn.execute(insert(confusion_table), confusion_rows)
+            if evidence_rows:
+                conn.execute(insert(evidence_table), evidence_rows)
             conn.execute(
                 update(runs_table)
                 .where(runs_table.c.run_id == run_id)
@@ -301,6 +320,7 @@ class ResultsStore:
         ids = list(run_ids)
         conn.execute(delete(metrics_table).where(metrics_table.c.run_id.in_(ids)))
         conn.execute(delete(confusion_table).where(confusion_table.c.run_id.in_(ids)))
+        conn.execute(delete(evidence_table).where(evidence_table.c.run_id.in_(ids)))
 
     def runs(self, *, status: str | None = "completed") -> pd.DataFrame:
         """All runs (by default completed ones) as a data frame, one row per run."""
@@ -331,6 +351,17 @@ class ResultsStore:
                 )
             ).first()
         return None if row is None else np.asarray(row[0], dtype=np.int64)
+
+    def evidence(self, run_id: str, part: str = "test") -> UnitConfusions | None:
+        """The per-unit confusion matrices of a run's part, hash-checked; ``None`` for runs stored without them.
+
+        Raises:
+            EvidenceError: the stored blob no longer matches its recorded hash.
+        """
+        query = select(evidence_table.c.blob, evidence_table.c.sha256).where(
+            (evidence_table.c.run_id == run_id) & (evidence_table.c.part == part))
+        row = self._transaction(lambda conn: conn.execute(query).first(), f"reading the evidence of run {run_id}")
+        return None if row is None else decode(bytes(row[0]), row[1], where=f"run {run_id} ({part})")
 
     def count_rows(self) -> dict[str, int]:
         """Row counts per table (for consistency checks)."""

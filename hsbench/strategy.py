@@ -8,6 +8,11 @@ Rules every strategy follows (the registry-driven tests check what they can):
 * All randomness comes from ``ctx.seeds`` (streams ``init``, ``order``, ``augment``), so a fixed seed gives the
   same numbers.
 * Anything fitted on pixels (normalisation, PCA, adapters) is fitted on the train view only.
+* ``pretrain`` and any statistics fitted on unlabelled pixels read only the pixels :meth:`SplitView.readable`
+  allows: the train region of a scene (unlabelled pixels included; val and test pixels and the guard band around
+  the test pixels excluded), the train images of a segmentation dataset. Only a run whose strategy options say
+  ``transductive=true`` reads whole scenes (:meth:`SplitView.transductive`); its label carries
+  :data:`TRANSDUCTIVE_MARK` so that tables show it.
 * Model selection uses the val view only.
 * Freezing, adapters and head re-initialisation live in the strategy, not in network constructors.
 """
@@ -18,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,10 +31,19 @@ import torch
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Dataset, Sample
 from hsbench.options import merge_options
-from hsbench.registry import STRATEGIES, lookup
+from hsbench.registry import STRATEGIES, lookup, names
 from hsbench.seeding import SeedStreams
 
-__all__ = ["Strategy", "RunContext", "SplitView", "StrategySpec"]
+if TYPE_CHECKING:
+    from hsbench.splits import Split
+
+__all__ = [
+    "Strategy", "RunContext", "SplitView", "StrategySpec", "TRANSDUCTIVE_MARK", "default_guard", "readable_mask",
+    "transductive_label",
+]
+
+TRANSDUCTIVE_MARK = "†"
+"""Appended to the label of a run that read unlabelled val or test pixels (``transductive=true``)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ class StrategySpec:
     description: str
     needs_unlabeled: bool = False
     """Whether ``pretrain`` wants unlabelled images (the target's unlabelled train images)."""
+    spatial_context: int = 0
+    """Context radius in pixels that one prediction or training pixel draws on (0: a per-pixel classifier); the
+    default of :meth:`Strategy.spatial_context`, for strategies whose context does not depend on their options."""
 
 
 @dataclass
@@ -73,13 +90,47 @@ class SplitView:
     """One part (train / val) of a split over a dataset.
 
     ``load(id)`` returns the sample with every pixel outside the part's mask set to ``ignore_index``, so a
-    strategy cannot learn from pixels it was not given.
+    strategy cannot learn from pixels it was not given. The cube stays whole (networks need spatial context), so
+    anything that reads pixels *without* labels (pretraining, fitted statistics) asks :meth:`readable` which of
+    them it may use.
+
+    Args:
+        dataset: the dataset.
+        masks: sample id -> the part's pixel mask (``None``: every labelled pixel of the image).
+        part: ``train`` or ``val``.
+        readable: sample id -> the pixels readable without labels (``None``: all); by default the part's own
+            labelled pixels only (the safe reading of a view built without its split, see :meth:`of`).
     """
 
-    def __init__(self, dataset: Dataset, masks: dict[str, np.ndarray | None], part: str) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        masks: dict[str, np.ndarray | None],
+        part: str,
+        readable: Mapping[str, np.ndarray | None] | None = None,
+    ) -> None:
         self.dataset = dataset
         self.part = part
         self._masks = masks
+        self._readable = dict(masks if readable is None else readable)
+
+    @classmethod
+    def of(cls, dataset: Dataset, split: Split, part: str) -> SplitView:
+        """The view of ``part`` with the split's readable pixels (:meth:`Split.readable`): the way runs get one."""
+        return cls(dataset, split.parts[part], part, split.readable_masks(part))
+
+    def readable(self, sample_id: str) -> np.ndarray | None:
+        """Pixels of the sample's cube that may be read without labels (``None``: every pixel).
+
+        For a scene, the train region: val and test pixels and the guard band around test pixels are excluded.
+        Pretraining and statistics on unlabelled pixels use these and nothing else, unless the run is
+        transductive (:meth:`transductive`).
+        """
+        return self._readable[sample_id]
+
+    def transductive(self) -> SplitView:
+        """The same view with every pixel of its images readable (whole scenes); only for ``transductive=true``."""
+        return SplitView(self.dataset, self._masks, self.part, dict.fromkeys(self._masks))
 
     @property
     def card(self) -> DatasetCard:
@@ -109,6 +160,18 @@ class SplitView:
 
     def labelled_pixel_count(self) -> int:
         return sum(int((s.labels != self.card.ignore_index).sum()) for s in self)
+
+
+def readable_mask(images: Any, sample_id: str) -> np.ndarray | None:
+    """Pixels of ``images``' sample readable without labels: a view's :meth:`SplitView.readable`, or ``None``
+    (every pixel) for a plain dataset, e.g. a source domain that is never evaluated."""
+    readable = getattr(images, "readable", None)
+    return None if readable is None else readable(sample_id)
+
+
+def transductive_label(label: str, options: Mapping[str, Any]) -> str:
+    """``label`` with :data:`TRANSDUCTIVE_MARK` when the options opt into whole-scene unlabelled pixels."""
+    return label + TRANSDUCTIVE_MARK if options.get("transductive") else label
 
 
 class Strategy:
@@ -149,6 +212,16 @@ class Strategy:
         return cls.name
 
     @classmethod
+    def spatial_context(cls, options: Mapping[str, Any]) -> int:
+        """Pixels of context (Chebyshev radius) the strategy's model uses around a pixel on a scene, with ``options``.
+
+        A receptive field, or half the training crop or tile a dense network sees (the crop bounds what one
+        forward pass mixes). The guard band of ``kshot=k,disjoint`` defaults to the largest of these over the
+        registered strategies (:func:`default_guard`), so no strategy learns from pixels that touch the test region.
+        """
+        return cls.spec.spatial_context
+
+    @classmethod
     def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Optuna search space: options suggested through ``trial``.
 
@@ -165,3 +238,14 @@ def resolve_strategy(name: str, options: Mapping[str, Any]) -> tuple[type[Strate
     """
     strategy_cls = lookup(STRATEGIES, name)
     return strategy_cls, merge_options(strategy_cls.defaults, options, owner=f"strategy {name!r}")
+
+
+def default_guard() -> int:
+    """The guard band of a disjoint split: the largest :meth:`Strategy.spatial_context` of the registered
+    strategies at their default options.
+
+    One guard for all, rather than each strategy's own, so that every strategy compared on a scene gets the same
+    split (paired comparisons need identical splits).
+    """
+    return max((lookup(STRATEGIES, n).spatial_context(lookup(STRATEGIES, n).defaults) for n in names(STRATEGIES)),
+               default=0)

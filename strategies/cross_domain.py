@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ from hsbench.data.transforms import collect_labelled_pixels
 from hsbench.errors import ConfigError
 from hsbench.features import FeatureCache, FrozenFeatures
 from hsbench.finetune import FinetuneLearner
-from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner
+from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, crop_context
 from hsbench.models import pixel_mlp  # noqa: F401  (registers the "mlp" head's network)
 from hsbench.models.spectral_fm import SIZES, SpectralFM, fm_config
 from hsbench.models.spectral_fm_import import fm_from_artifact, load_weights_file
@@ -176,6 +177,14 @@ class CrossDomain(Strategy):
     def label(cls, options: dict[str, Any]) -> str:
         suffix = "" if options["mode"] == "frozen" else f"/{options['mode']}"
         return f"{cls.name}/{options['head']}{suffix}"
+
+    @classmethod
+    def spatial_context(cls, options: Mapping[str, Any]) -> int:
+        """The FM reads one spectrum per pixel, so the head decides: 0 for ``mlp``, else half its training crop
+        (``finetune_crop_size`` when fine-tuning, ``crop_size`` on frozen features)."""
+        if options["head"] == "mlp":
+            return 0
+        return crop_context(options["finetune_crop_size" if options["mode"] == "finetune" else "crop_size"])
 
     def recipe(self) -> SpectralMAERecipe:
         """The zoo recipe these options ask for."""

@@ -23,6 +23,7 @@ freeze random layers) and reported in ``bb`` mode. Zoo artifacts are hsbench's o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +36,7 @@ from hsbench.adapters import Adapter, build_adapter
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import collect_labelled_pixels
 from hsbench.errors import ConfigError, DataError
-from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner
+from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, crop_context
 from hsbench.models.rgb_backbones import RGBBackboneSpec, WeightReport, load_matching, rgb_backbone
 from hsbench.options import merge_options
 from hsbench.pretraining.synthetic_rgb import SyntheticRGBRecipe, pretrained_rgb_network
@@ -148,6 +149,11 @@ class CrossModality(Strategy):
     def label(cls, options: dict[str, Any]) -> str:
         base = f"{cls.name}/{options['backbone']}/{options['mode']}/{options['adapter']}"
         return base if options["weights"] else f"{base}+synthetic-rgb-pretraining"
+
+    @classmethod
+    def spatial_context(cls, options: Mapping[str, Any]) -> int:
+        """Half the training crop (32 px at the scene default of 64): every backbone is a dense network on crops."""
+        return crop_context(options["crop_size"])
 
     def recipe(self) -> SyntheticRGBRecipe:
         """The zoo recipe of the synthetic RGB pretraining these options ask for."""

@@ -7,6 +7,7 @@ labelled training pixels only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import PixelTransform, build_transform, collect_labelled_pixels
 from hsbench.errors import ConfigError
-from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, SvmLearner
+from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, SvmLearner, crop_context
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
 from hsbench.strategy import SplitView, Strategy, StrategySpec
 
@@ -70,6 +71,11 @@ class InDomain(Strategy):
     @classmethod
     def label(cls, options: dict[str, Any]) -> str:
         return f"{cls.name}/{options['model']}"
+
+    @classmethod
+    def spatial_context(cls, options: Mapping[str, Any]) -> int:
+        """SVM: 0 (one spectrum per pixel); U-Net / RU-Net / DeepLabV3+: half the training crop (32 px at 64)."""
+        return 0 if options["model"] in PIXEL_CLASSIFIERS else crop_context(options["crop_size"])
 
     def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
         pixels, _ = collect_labelled_pixels(

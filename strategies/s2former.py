@@ -7,7 +7,9 @@ Image Classification"), with every size and schedule chosen by us (``docs/strate
    own statistics. A dual-branch encoder (:mod:`hsbench.models.s2former`) is pretrained on the source domain
    (``synthetic_aerial``; zoo artifact, shared across runs) by masked spatial and spectral reconstruction with a
    frequency-domain constraint, then briefly on the target's unlabelled training images (a second artifact).
-   Labels are never read there; the target's standardisation is fitted on the same unlabelled train images.
+   Labels are never read there; the target's standardisation is fitted on the same unlabelled train images. Of a
+   scene only its train region is read (:meth:`hsbench.strategy.SplitView.readable`: val and test pixels and the
+   guard band around the test pixels are blanked and left out), unless ``transductive=true`` (label ``s2former†``).
 2. ``fit``: a dense head on the encoder, trained on tiles around labelled train pixels with cross-entropy plus
    DAFT (:mod:`hsbench.models.s2former_daft`) through the shared engine, selected on val mIoU.
 3. ``predict``: overlapping tiles blended with a Hann window (segmentation) or tile-centre predictions (scenes).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -37,9 +40,16 @@ from hsbench.learners import engine_config
 from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder, S2FormerSegmenter
 from hsbench.models.s2former_daft import DaftConfig, DaftSegmenter, daft_loss
 from hsbench.pretraining.s2former_ssl import S2FormerSSLRecipe
-from hsbench.pretraining.s2former_zoo import TargetStage, domain_tiles, encoder_state, fit_domain, pretrained_s2former
+from hsbench.pretraining.s2former_zoo import (
+    TargetStage,
+    domain_tiles,
+    encoder_state,
+    fit_domain,
+    pretrained_s2former,
+    readable_digest,
+)
 from hsbench.registry import STRATEGIES
-from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec
+from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec, transductive_label
 from hsbench.tiling import TILE_PLANS, LabelledTiles, predict_tiled
 from hsbench.zoo import Zoo
 
@@ -78,8 +88,16 @@ class _Images:
         return len(self.sample_ids)
 
     def load(self, key: str) -> Sample:
+        view, sample_id = self._locate(key)
+        return view.load(sample_id)
+
+    def readable(self, key: str) -> np.ndarray | None:
+        view, sample_id = self._locate(key)
+        return view.readable(sample_id)
+
+    def _locate(self, key: str) -> tuple[SplitView, str]:
         view, _, sample_id = key.partition("/")
-        return self.views[int(view)].load(sample_id)
+        return self.views[int(view)], sample_id
 
 
 @STRATEGIES.register_module(name="s2former")
@@ -102,6 +120,8 @@ class S2Former(Strategy):
         "source_options": {},
         "pretrain_options": {},
         "pretrain_seed": None,  # None: from the run's seed; an integer shares one source artifact across seeds
+        # True: the target stage and the standardisation read whole scenes, val and test pixels included (label †).
+        "transductive": False,
         # Target stage: the same objective on the target's unlabelled train images, short and gentler.
         "target_pretrain_steps": 100,
         "target_pretrain_lr": 3e-4,
@@ -138,7 +158,12 @@ class S2Former(Strategy):
 
     @classmethod
     def label(cls, options: dict[str, Any]) -> str:
-        return "/".join([cls.name, *(flag for flag in ABLATIONS if options.get(flag))])
+        return transductive_label("/".join([cls.name, *(flag for flag in ABLATIONS if options.get(flag))]), options)
+
+    @classmethod
+    def spatial_context(cls, options: Mapping[str, Any]) -> int:
+        """Half a tile (16 px at the default 32): training tiles and scene predictions are tile-centred."""
+        return int(options["tile_size"]) // 2
 
     def recipe(self) -> S2FormerSSLRecipe:
         """The source-stage zoo recipe these options ask for."""
@@ -153,8 +178,11 @@ class S2Former(Strategy):
 
     # -------------------------------------------------------------------------------------------- pretraining
     def pretrain(self, unlabeled: list[SplitView]) -> None:
-        """Fit the target's grid standardisation on the unlabelled images, then pretrain (unless ablated)."""
-        images = _Images(unlabeled)
+        """Fit the target's grid standardisation on the unlabelled images, then pretrain (unless ablated).
+
+        Only the views' readable pixels are used (a scene's train region), or whole images when transductive.
+        """
+        images = _Images([view.transductive() for view in unlabeled] if self.cfg["transductive"] else unlabeled)
         self.transform, self.band_valid = fit_domain(
             images, self.card.wavelengths_nm, self.model_cfg, fit_pixels=int(self.cfg["fit_pixels"]),
             rng=self.ctx.seeds.rng("order"),
@@ -165,6 +193,7 @@ class S2Former(Strategy):
         dataset = unlabeled[0].dataset
         stage = TargetStage(
             dataset=self.card.name, fingerprint=dataset.fingerprint, sample_ids=tuple(sorted(images.sample_ids)),
+            readable=readable_digest(images),
             steps=int(self.cfg["target_pretrain_steps"]), lr=float(self.cfg["target_pretrain_lr"]),
             seed=_child_seed(self.ctx, "init", 2), fit_pixels=int(self.cfg["fit_pixels"]),
         )

@@ -18,7 +18,6 @@ from hsbench.registry import DATASETS
 from hsbench.report import load_all_results, load_suite_results, write_report
 from hsbench.report.budget import label_budget
 from hsbench.report.qualitative import split_prediction_panel
-from hsbench.report.stats import bootstrap_ci
 from hsbench.store import ResultsStore
 from hsbench.suite import load_suite
 
@@ -63,7 +62,8 @@ def _stored(store: ResultsStore, suite) -> pd.DataFrame:
     metrics = store.scalar_metrics()
     for cell in CellClaims(store.engine).cells(suite.name):
         spec = labels[cell["cell_id"]]
-        rows.append({"dataset": spec.dataset, "split": spec.split, "label": spec.label, "seed": spec.seed,
+        rows.append({"run_id": cell["run_id"], "dataset": spec.dataset, "split": spec.split, "label": spec.label,
+                     "seed": spec.seed,
                      **metrics.loc[cell["run_id"], METRICS].to_dict()})
     return pd.DataFrame(rows)
 
@@ -140,17 +140,31 @@ def test_latex_and_csv_formats(bench) -> None:
 def test_paired_comparison_uses_per_seed_differences(bench) -> None:
     suite, store, out_dir, _ = bench
     stored = _stored(store, suite)
+    val = store.scalar_metrics(part="val")["miou"]
     comparisons = json.loads((out_dir / "comparisons.json").read_text())
     assert len(comparisons) == 4  # every (split, dataset)
     for c in comparisons:
         runs = stored[(stored["split"] == c["split"]) & (stored["dataset"] == c["dataset"])]
-        means = runs.groupby("label")["miou"].mean()
-        assert c["best"] == means.idxmax()
+        assert c["chosen_on"] == "val" and c["post_hoc"] is False  # every run has val metrics
+        assert c["best"] == runs.assign(val=runs["run_id"].map(val)).groupby("label")["val"].mean().idxmax()
         per_seed = runs.pivot(index="seed", columns="label", values="miou")
         expected = (per_seed[c["best"]] - per_seed[c["runner_up"]]).to_numpy()
-        np.testing.assert_allclose(c["differences"], expected)
+        np.testing.assert_allclose(c["differences"], expected)  # J_M from the summed per-image evidence
         assert c["ci_low"] <= c["mean_difference"] <= c["ci_high"]
+        assert {"method", "p", "p_holm", "p_signflip", "units"} <= set(c) and c["units"] >= 1
+        assert c["verdict"].startswith((f"{c['best']} > ", f"{c['runner_up']} > ", "not resolved"))
     assert "Best vs runner-up" in (out_dir / "leaderboard.md").read_text(encoding="utf-8")
+    pairs = pd.read_csv(out_dir / "pairwise.csv")
+    assert len(pairs) == 4 and (pairs["p_holm"] >= pairs["p"] - 1e-12).all()  # one pair per block here
+    assert "p (Holm)" in (out_dir / "pairwise.md").read_text(encoding="utf-8")
+
+
+def test_every_run_stores_hashed_per_image_test_evidence(bench) -> None:
+    _, store, _, _ = bench
+    for run_id in store.runs()["run_id"]:
+        units = store.evidence(run_id, "test")
+        assert units is not None and len(units.ids) == len(set(units.ids)) >= 1
+        np.testing.assert_array_equal(units.total(), store.confusion(run_id, "test"))
 
 
 def test_html_page_is_self_contained(bench) -> None:
@@ -210,19 +224,6 @@ def test_cli_report_and_dry_run(bench, tmp_path, capsys) -> None:
     assert "done 24, failed 0, running 0, not started 0" in capsys.readouterr().out
     assert cmd_benchmark(parser.parse_args(["benchmark", "--list"])) == 0
     assert "quick: 48 cells" in capsys.readouterr().out
-
-
-def test_bootstrap_interval_sanity() -> None:
-    assert bootstrap_ci(np.full(5, 0.02)) == pytest.approx((0.02, 0.02))
-    low, high = bootstrap_ci(np.array([-0.03, -0.01, 0.01, 0.03]))
-    assert low < 0 < high
-    rng = np.random.default_rng(1)
-    narrow = bootstrap_ci(rng.normal(0.05, 0.02, 40))
-    wide = bootstrap_ci(rng.normal(0.05, 0.02, 5))
-    assert narrow[1] - narrow[0] < wide[1] - wide[0] and narrow[0] > 0
-    covered = sum(lo <= 0.05 <= hi for lo, hi in
-                  (bootstrap_ci(rng.normal(0.05, 0.02, 20), resamples=2000, seed=i) for i in range(100)))
-    assert covered >= 85  # nominal 95%; the percentile bootstrap runs a little short at n = 20
 
 
 def test_label_budget_per_split_kind() -> None:

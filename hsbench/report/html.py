@@ -10,9 +10,14 @@ import base64
 import html
 from itertools import groupby
 
-from hsbench.report.figures import FigureFile
-from hsbench.report.results import REPORT_METRICS
+from hsbench.report.cd_diagram import SECTION as RANK_SECTION
+from hsbench.report.figures import FigureFile, slug
+from hsbench.report.labels_used import excluded_notes, labels_cells
+from hsbench.report.provenance import BUILDS_HEADER, BUILDS_TITLE, builds_rows, mixed_builds_warning
+from hsbench.report.ranks import rank_lines, rank_table
+from hsbench.report.results import ReportData
 from hsbench.report.tables import (
+    BOARD_HEADER,
     COMPARISON_HEADER,
     TableInputs,
     comparison_rows,
@@ -53,17 +58,19 @@ def _row(cells: list[str], *, header: bool = False, css: str = "", text_columns:
 
 def _board_tables(inputs: TableInputs) -> list[str]:
     data, board = inputs.data, inputs.board
-    header = ["dataset", "strategy", "n", *(title for _, title in REPORT_METRICS)]
+    header = BOARD_HEADER
     out = []
     for split, block in board.groupby("split", sort=False):
         rows = [_row([_e(h) for h in header], header=True)]
         for _, r in block.iterrows():
             # metric cells hold only digits, '.', '±' and 'n/a': nothing to escape
             cells = [_e(dataset_cell(data, r["dataset"])), _e(r["label"]), str(int(r["n"])),
-                     *metric_cells(r, _strong)]
+                     *metric_cells(r, _strong), *(_e(c) for c in labels_cells(r))]
             aggregate = r["dataset"] not in data.datasets
             rows.append(_row(cells, css="aggregate" if aggregate else ""))
         out += [f"<h2>Split <code>{_e(split)}</code></h2>", '<table class="leaderboard">', *rows, "</table>"]
+    if notes := excluded_notes(data.runs, data.cards):
+        out += ["<h2>Excluded classes</h2>", "<ul>", *(f"<li>{_e(n)}</li>" for n in notes), "</ul>"]
     return out
 
 
@@ -79,6 +86,29 @@ def _comparison_table(inputs: TableInputs) -> list[str]:
     return ["<h2>Best vs runner-up (J_M, paired over seeds)</h2>", '<table class="comparison">', *rows, "</table>"]
 
 
+def _rank_sections(inputs: TableInputs, figures: list[FigureFile]) -> list[str]:
+    """Per split: the mean-rank table, the Friedman / Nemenyi verdict and the critical-difference diagram."""
+    diagrams = {f.png.stem: f for f in figures if f.section == RANK_SECTION}
+    out = []
+    for test in inputs.ranks:
+        out.append(f"<h2>Mean ranks across datasets, split <code>{_e(test.split)}</code></h2>")
+        if test.reason is None:
+            header, rows = rank_table(test)
+            out += ['<table class="ranks">', _row([_e(h) for h in header], header=True, text_columns=1),
+                    *(_row([_e(c) for c in r], text_columns=1) for r in rows), "</table>"]
+        out += [f'<p class="legend">{_e(line)}</p>' for line in rank_lines(test)]
+        diagram = diagrams.get(f"critical_difference_{slug(test.split)}")
+        if diagram is not None:
+            out.append(_figure(diagram))
+    return out
+
+
+def _builds_table(data: ReportData) -> list[str]:
+    rows = [_row([_e(h) for h in BUILDS_HEADER], header=True, text_columns=4)]
+    rows += [_row([_e(c) for c in r], text_columns=4) for r in builds_rows(data)]
+    return [f"<h2>{_e(BUILDS_TITLE)}</h2>", '<table class="builds">', *rows, "</table>"]
+
+
 def _figure(figure: FigureFile) -> str:
     encoded = base64.b64encode(figure.png.read_bytes()).decode("ascii")
     return (f'<figure><img alt="{_e(figure.title)}" src="data:image/png;base64,{encoded}">'
@@ -92,15 +122,19 @@ def render_html(inputs: TableInputs, figures: list[FigureFile]) -> str:
     if data.description:
         body.append(f"<p>{_e(data.description)}</p>")
     body.append(f'<p class="legend">{_e(legend(data))}</p>')
+    if (warning := mixed_builds_warning(data)) is not None:
+        body.append(f'<p class="warning"><strong>{_e(warning)}</strong></p>')
     if inputs.board.empty:
         body.append("<p>(no completed runs)</p>")
     else:
         body += _board_tables(inputs)
     body += _comparison_table(inputs)
+    body += _rank_sections(inputs, figures)
     notes = dataset_notes(data)
     if notes:
         body += ["<h2>Datasets</h2>", "<ul>", *(f"<li>{_e(n)}</li>" for n in notes), "</ul>"]
-    for section, group in groupby(figures, key=lambda f: f.section):
+    body += _builds_table(data)
+    for section, group in groupby([f for f in figures if f.section != RANK_SECTION], key=lambda f: f.section):
         body += [f"<h2>{_e(section)}</h2>", *(_figure(f) for f in group)]
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',

@@ -15,9 +15,11 @@ import pandas as pd
 
 from hsbench.data.card import DatasetCard
 from hsbench.errors import HsbenchError, UnknownNameError
+from hsbench.evidence import UnitConfusions
 from hsbench.faults import redact_url
 from hsbench.options import config_hash
 from hsbench.registry import DATASETS, lookup
+from hsbench.report.labels_used import with_labels_used
 from hsbench.store import ResultsStore
 from hsbench.suite import Suite
 
@@ -37,7 +39,8 @@ def _require_runs(runs: pd.DataFrame, store: ResultsStore, scope: str, fix: str)
     return runs
 
 
-_RUN_COLUMNS = ["run_id", "dataset", "dataset_version", "dataset_fingerprint", "split", "label", "seed", "run_dir"]
+_RUN_COLUMNS = ["run_id", "dataset", "dataset_version", "dataset_fingerprint", "split", "label", "seed", "run_dir",
+                "provenance"]
 
 
 @dataclass
@@ -48,7 +51,7 @@ class ReportData:
         name: suite name (or ``all``); the report folder's name.
         description: one paragraph for the page header.
         runs: one row per run: the columns of ``_RUN_COLUMNS`` plus one column per metric of
-            :data:`REPORT_METRICS` (fractions, full precision).
+            :data:`REPORT_METRICS` (fractions, full precision) and ``val_miou`` (NaN without val metrics).
         labels, datasets, splits: display orders.
         store: the database, for confusion matrices.
         expected: how many runs the report should have (the suite's cell count), ``None`` without a suite.
@@ -65,10 +68,21 @@ class ReportData:
     expected: int | None = None
     sweep_storage: str | None = None
     _confusions: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+    _evidence: dict[str, UnitConfusions] = field(default_factory=dict, repr=False)
 
     @property
     def missing(self) -> int:
         return 0 if self.expected is None else self.expected - len(self.runs)
+
+    def evidence(self, run_id: str) -> UnitConfusions:
+        """The run's per-unit test matrices (hash-checked); a run stored without them is one unit, its total."""
+        if run_id not in self._evidence:
+            units = self.store.evidence(run_id, "test")
+            if units is None:
+                total = self.confusion(run_id)
+                units = UnitConfusions(("run",), np.zeros((0, 0, 0), np.int64) if total is None else total[None])
+            self._evidence[run_id] = units
+        return self._evidence[run_id]
 
     def confusion(self, run_id: str) -> np.ndarray | None:
         """The test confusion matrix of a run (read once)."""
@@ -107,6 +121,9 @@ def _with_metrics(store: ResultsStore, runs: pd.DataFrame) -> pd.DataFrame:
     metrics = store.scalar_metrics(runs["run_id"].tolist()) if len(runs) else pd.DataFrame()
     for metric, _ in REPORT_METRICS:
         runs[metric] = runs["run_id"].map(metrics[metric]) if metric in metrics else np.nan
+    val = store.scalar_metrics(runs["run_id"].tolist(), part="val") if len(runs) else pd.DataFrame()
+    runs["val_miou"] = runs["run_id"].map(val["miou"]) if "miou" in val else np.nan  # picks best vs runner-up
+    runs = with_labels_used(store, runs)  # labelled train / val pixels, val protocol, excluded classes
     return runs.reset_index(drop=True)
 
 
@@ -125,7 +142,7 @@ def load_suite_results(store: ResultsStore, suite: Suite, *, sweep_storage: str 
         run = completed.loc[run_id]
         rows.append({"run_id": run_id, "dataset": cell.dataset, "dataset_version": run["dataset_version"],
                      "dataset_fingerprint": run["dataset_fingerprint"], "split": cell.split, "label": cell.label,
-                     "seed": cell.seed, "run_dir": run["run_dir"]})
+                     "seed": cell.seed, "run_dir": run["run_dir"], "provenance": run["provenance"]})
     runs = _require_runs(_with_metrics(store, pd.DataFrame(rows, columns=_RUN_COLUMNS)), store,
                          f"of suite {suite.name} ({len(cells)} cells)",
                          f"run `hsbench benchmark --suite {suite.name}` first, or check --results / --db")

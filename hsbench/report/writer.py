@@ -21,8 +21,10 @@ from hsbench.names import inside
 from hsbench.report.figures import FIGURES, FigureFile
 from hsbench.report.html import render_html
 from hsbench.report.leaderboard import leaderboard
+from hsbench.report.pairwise import compare_best_two, pairwise, pairwise_csv, pairwise_markdown
+from hsbench.report.ranks import rank_tests, ranks_csv
 from hsbench.report.results import ReportData
-from hsbench.report.stats import PairedComparison, compare_best_two
+from hsbench.report.stats import PairedComparison
 from hsbench.report.tables import TABLE_FORMATS, TableInputs
 
 __all__ = ["MANIFEST", "ReportFiles", "write_report"]
@@ -45,7 +47,7 @@ class ReportFiles:
 
 
 def write_report(data: ReportData, out_dir: Path) -> ReportFiles:
-    """Write ``leaderboard.{md,html,tex,csv}``, ``comparisons.json`` and ``figures/*.{png,svg}``.
+    """Write ``leaderboard.{md,html,tex,csv}``, ``comparisons.json``, ``ranks.csv``, ``pairwise.{csv,md}``, figures.
 
     Raises:
         ConfigError: ``out_dir/figures`` is a symlink (or path) leading out of ``out_dir``; nothing is written.
@@ -54,7 +56,8 @@ def write_report(data: ReportData, out_dir: Path) -> ReportFiles:
     figures_dir = out_dir / FIGURES_DIR
     inside(out_dir, figures_dir, "report figures folder")
     previous = _read_manifest(out_dir)
-    inputs = TableInputs(data, leaderboard(data), compare_best_two(data))
+    pairs = pairwise(data)
+    inputs = TableInputs(data, leaderboard(data), compare_best_two(data, pairs), rank_tests(data))
     figures = [figure for build in FIGURES.values() for figure in build(data, figures_dir)]
     tables = {}
     for suffix, render in TABLE_FORMATS.items():
@@ -64,7 +67,13 @@ def write_report(data: ReportData, out_dir: Path) -> ReportFiles:
     _write_utf8(tables["html"], render_html(inputs, figures))
     comparisons = out_dir / "comparisons.json"
     _write_utf8(comparisons, json.dumps([_comparison_json(c) for c in inputs.comparisons], indent=2))
-    written = {_relative(out_dir, p) for p in [*tables.values(), comparisons, *_figure_paths(figures)]}
+    ranks = out_dir / "ranks.csv"
+    _write_utf8(ranks, ranks_csv(inputs.ranks))
+    pairwise_files = [out_dir / "pairwise.csv", out_dir / "pairwise.md"]
+    _write_utf8(pairwise_files[0], pairwise_csv(pairs))
+    _write_utf8(pairwise_files[1], pairwise_markdown(data.name, pairs))
+    written = {_relative(out_dir, p)
+               for p in [*tables.values(), comparisons, ranks, *pairwise_files, *_figure_paths(figures)]}
     _remove_stale(out_dir, previous - written)
     _write_utf8(out_dir / MANIFEST, json.dumps({"written_by": "hsbench report", "files": sorted(written)}, indent=1))
     log.info("report %s: %d runs, %d figures -> %s", data.name, len(data.runs), len(figures), out_dir)
