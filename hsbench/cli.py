@@ -45,7 +45,10 @@ def _parse_seeds(text: str) -> list[int]:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strategy", help="strategy name (see `hsbench list strategies`)")
     p.add_argument("--dataset", help="dataset name (default synthetic_drive)")
-    p.add_argument("--split", help="official[:name] | fraction=p | kshot=k | kshot=k,disjoint (default fraction=0.1)")
+    p.add_argument("--split", help="official[:name] | fraction=p | kshot=k | kshot=k,disjoint, plus comma-separated "
+                                   "options val=full|matched (fraction, kshot), guard=N (kshot=k,disjoint), "
+                                   "min_test=N or cap=half (kshot); e.g. kshot=5,disjoint,guard=8,val=matched "
+                                   "(default fraction=0.1)")
     p.add_argument("--seeds", type=_parse_seeds, help="comma-separated seeds, e.g. 0,1,2 (default 0)")
     p.add_argument("--model", help="model option of the strategy; comma-separated to compare several")
     p.add_argument("--epochs", type=int, help="training epochs (strategy option `epochs`)")

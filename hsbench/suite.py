@@ -33,7 +33,7 @@ from hsbench.options import config_hash
 from hsbench.registry import DATASETS, lookup
 from hsbench.runner import RunSpec
 from hsbench.splits import parse_split_spec
-from hsbench.strategy import resolve_strategy
+from hsbench.strategy import TRANSDUCTIVE_MARK, resolve_strategy, transductive_label
 
 __all__ = ["Cell", "DatasetEntry", "Suite", "Variant", "load_suite", "shipped_suites"]
 
@@ -236,6 +236,8 @@ def _parse_variant(item: Any, source: str) -> Variant:
     options = dict(item.get("options") or {})
     strategy_cls, resolved = resolve_strategy(strategy, options)
     label = str(item.get("label") or strategy_cls.label(resolved))
+    if TRANSDUCTIVE_MARK not in label:  # a user's label must not hide that the run read val and test pixels
+        label = transductive_label(label, resolved)
     return Variant(strategy, label, options)
 
 

@@ -13,9 +13,11 @@ from itertools import groupby
 from hsbench.report.cd_diagram import SECTION as RANK_SECTION
 from hsbench.report.figures import FigureFile, slug
 from hsbench.report.labels_used import excluded_notes, labels_cells
+from hsbench.report.pairwise import PAIRWISE_HEADER, left_out_lines, pairwise_rows
 from hsbench.report.provenance import BUILDS_HEADER, BUILDS_TITLE, builds_rows, mixed_builds_warning
 from hsbench.report.ranks import rank_lines, rank_table
 from hsbench.report.results import ReportData
+from hsbench.report.stats import METHOD
 from hsbench.report.tables import (
     BOARD_HEADER,
     COMPARISON_HEADER,
@@ -25,6 +27,7 @@ from hsbench.report.tables import (
     dataset_notes,
     legend,
     metric_cells,
+    transductive_note,
 )
 
 __all__ = ["render_html"]
@@ -69,6 +72,8 @@ def _board_tables(inputs: TableInputs) -> list[str]:
             aggregate = r["dataset"] not in data.datasets
             rows.append(_row(cells, css="aggregate" if aggregate else ""))
         out += [f"<h2>Split <code>{_e(split)}</code></h2>", '<table class="leaderboard">', *rows, "</table>"]
+        if (note := transductive_note(block)) is not None:
+            out.append(f'<p class="legend">{_e(note)}</p>')
     if notes := excluded_notes(data.runs, data.cards):
         out += ["<h2>Excluded classes</h2>", "<ul>", *(f"<li>{_e(n)}</li>" for n in notes), "</ul>"]
     return out
@@ -84,6 +89,21 @@ def _comparison_table(inputs: TableInputs) -> list[str]:
     rows = [_row([_e(h) for h in COMPARISON_HEADER], header=True, text_columns=4)]
     rows += [_row([_e(c) for c in r], text_columns=4) for r in comparison_rows(inputs.comparisons)]
     return ["<h2>Best vs runner-up (J_M, paired over seeds)</h2>", '<table class="comparison">', *rows, "</table>"]
+
+
+def _pairwise_tables(inputs: TableInputs) -> list[str]:
+    """Per (split, dataset): every pair with its Holm-adjusted p-value and verdict (``pairwise.md``'s table)."""
+    if not inputs.pairs:
+        return []
+    out = ["<h2>All pairs (J_M, paired over seeds and test units, Holm-adjusted per block)</h2>",
+           f'<p class="legend">Method: {_e(METHOD)}; see docs/statistics.md.</p>']
+    cells = pairwise_rows(inputs.pairs)
+    for (split, dataset), block in groupby(cells, key=lambda c: (c[0], c[1])):
+        out += [f"<h3>Split <code>{_e(split)}</code>, {_e(dataset)}</h3>", '<table class="pairwise">',
+                _row([_e(h) for h in PAIRWISE_HEADER[2:]], header=True),
+                *(_row([_e(c) for c in r[2:]]) for r in block), "</table>"]
+    reasons = left_out_lines(inputs.pairs)
+    return out + (["<ul>", *(f"<li>{_e(line)}</li>" for line in reasons), "</ul>"] if reasons else [])
 
 
 def _rank_sections(inputs: TableInputs, figures: list[FigureFile]) -> list[str]:
@@ -129,6 +149,7 @@ def render_html(inputs: TableInputs, figures: list[FigureFile]) -> str:
     else:
         body += _board_tables(inputs)
     body += _comparison_table(inputs)
+    body += _pairwise_tables(inputs)
     body += _rank_sections(inputs, figures)
     notes = dataset_notes(data)
     if notes:

@@ -53,8 +53,13 @@ def with_labels_used(store: ResultsStore, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([runs.drop(columns=[c for c in LABEL_COLUMNS if c in runs]), columns], axis=1)
 
 
-def _protocols(values: Sequence[str]) -> str:
-    return "/".join(sorted(set(values)))
+def _protocol(value: Any) -> str:
+    """A run's val protocol; a missing one (NaN, e.g. a row that lacks the column) reads as unknown, ``?``."""
+    return value if isinstance(value, str) else "?"
+
+
+def _protocols(values: Sequence[Any]) -> str:
+    return "/".join(sorted({_protocol(v) for v in values}))
 
 
 def aggregate_labels(group: pd.DataFrame) -> dict[str, Any]:
@@ -76,7 +81,8 @@ def _pixels(value: float) -> str:
 
 def labels_cells(row: pd.Series) -> list[str]:
     """``["1,234", "5,678 (full)"]``: a leaderboard row's train and val labelled pixels and its val protocol."""
-    return [_pixels(row.get("train_pixels")), f"{_pixels(row.get('val_pixels'))} ({row.get('val_protocol', '?')})"]
+    val = f"{_pixels(row.get('val_pixels'))} ({_protocol(row.get('val_protocol'))})"
+    return [_pixels(row.get("train_pixels")), val]
 
 
 def excluded_notes(runs: pd.DataFrame, cards: Mapping[str, DatasetCard | None]) -> list[str]:

@@ -9,21 +9,28 @@ the comparison is marked post hoc.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 
+from hsbench.evidence import UnitConfusions
 from hsbench.report.results import ReportData
 from hsbench.report.stats import METHOD, DifferenceEstimate, PairedComparison, holm, paired_difference
 
 __all__ = ["PairwiseRow", "PAIRWISE_HEADER", "compare_best_two", "pairwise", "pairwise_csv", "pairwise_markdown",
-           "pairwise_rows"]
+           "pairwise_rows", "left_out_lines"]
+
+log = logging.getLogger("hsbench")
 
 
 @dataclass(frozen=True)
 class PairwiseRow:
-    """One pair of one block: ``a`` minus ``b``; ``p_holm`` is adjusted over the block's pairs."""
+    """One pair of one block: ``a`` minus ``b``; ``p_holm`` is adjusted over the block's pairs.
+
+    ``left_out``: runs of the pair that stored no test matrix at all, so their seeds were not paired.
+    """
 
     split: str
     dataset: str
@@ -31,16 +38,32 @@ class PairwiseRow:
     b: str
     estimate: DifferenceEstimate
     p_holm: float
+    left_out: tuple[str, ...] = ()
 
     @property
     def verdict(self) -> str:
         return self.estimate.statement(self.a, self.b)
 
 
-def _block_difference(data: ReportData, runs: pd.DataFrame, a: str, b: str) -> DifferenceEstimate:
-    evidence = {label: {int(r.seed): data.evidence(r.run_id) for r in runs[runs["label"] == label].itertuples()}
-                for label in (a, b)}
-    return paired_difference(evidence[a], evidence[b])
+def _block_difference(
+    data: ReportData, runs: pd.DataFrame, a: str, b: str
+) -> tuple[DifferenceEstimate, tuple[str, ...]]:
+    """The pair's estimate, with the seeds' excluded classes, and the runs left out for lack of test matrices."""
+    evidence: dict[str, dict[int, UnitConfusions]] = {a: {}, b: {}}
+    excluded: dict[int, set[int]] = {}
+    left_out = []
+    for r in runs[runs["label"].isin([a, b])].itertuples():
+        units = data.evidence(r.run_id)
+        if units is None:
+            left_out.append(r.run_id)
+            continue
+        evidence[r.label][int(r.seed)] = units
+        excluded.setdefault(int(r.seed), set()).update(getattr(r, "excluded_classes", ()))
+    if left_out:
+        log.warning("%s on %s: runs %s have no stored test matrices; %s vs %s leaves their seeds out",
+                    runs["split"].iloc[0], runs["dataset"].iloc[0], ", ".join(left_out), a, b)
+    estimate = paired_difference(evidence[a], evidence[b], excluded={s: sorted(c) for s, c in excluded.items()})
+    return estimate, tuple(left_out)
 
 
 def _blocks(data: ReportData):
@@ -58,8 +81,9 @@ def pairwise(data: ReportData) -> list[PairwiseRow]:
     for split, dataset, runs, labels in _blocks(data):
         pairs = list(itertools.combinations(labels, 2))
         estimates = [_block_difference(data, runs, a, b) for a, b in pairs]
-        adjusted = holm([e.p for e in estimates])
-        rows += [PairwiseRow(split, dataset, a, b, e, p) for (a, b), e, p in zip(pairs, estimates, adjusted)]
+        adjusted = holm([e.p for e, _ in estimates])
+        rows += [PairwiseRow(split, dataset, a, b, e, p, out)
+                 for (a, b), (e, out), p in zip(pairs, estimates, adjusted)]
     return rows
 
 
@@ -137,4 +161,14 @@ def pairwise_markdown(name: str, rows: list[PairwiseRow]) -> str:
         return "\n".join([*lines, "(fewer than two strategies in every block)", ""])
     lines += ["| " + " | ".join(PAIRWISE_HEADER) + " |", "|" + "---|" * len(PAIRWISE_HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in pairwise_rows(rows)]
-    return "\n".join([*lines, ""])
+    reasons = [f"- {line}" for line in left_out_lines(rows)]
+    return "\n".join([*lines, "", *([*reasons, ""] if reasons else [])])
+
+
+def left_out_lines(rows: list[PairwiseRow]) -> list[str]:
+    """One reason line per block whose comparisons left runs out (no stored test matrix to pair)."""
+    blocks: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        blocks.setdefault((r.split, r.dataset), set()).update(r.left_out)
+    return [f"{split} on {dataset}: left out runs {', '.join(sorted(ids))}: no stored test confusion matrix"
+            for (split, dataset), ids in blocks.items() if ids]

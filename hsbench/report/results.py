@@ -68,19 +68,19 @@ class ReportData:
     expected: int | None = None
     sweep_storage: str | None = None
     _confusions: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
-    _evidence: dict[str, UnitConfusions] = field(default_factory=dict, repr=False)
+    _evidence: dict[str, UnitConfusions | None] = field(default_factory=dict, repr=False)
 
     @property
     def missing(self) -> int:
         return 0 if self.expected is None else self.expected - len(self.runs)
 
-    def evidence(self, run_id: str) -> UnitConfusions:
-        """The run's per-unit test matrices (hash-checked); a run stored without them is one unit, its total."""
+    def evidence(self, run_id: str) -> UnitConfusions | None:
+        """The run's per-unit test matrices (hash-checked); a run stored without them is one unit ``run``, its
+        total test matrix; ``None`` when the store has neither (a comparison then leaves the run out)."""
         if run_id not in self._evidence:
             units = self.store.evidence(run_id, "test")
-            if units is None:
-                total = self.confusion(run_id)
-                units = UnitConfusions(("run",), np.zeros((0, 0, 0), np.int64) if total is None else total[None])
+            if units is None and (total := self.confusion(run_id)) is not None:
+                units = UnitConfusions(("run",), total[None])
             self._evidence[run_id] = units
         return self._evidence[run_id]
 

@@ -25,6 +25,7 @@ it cannot fall below 2/2^S (0.25 at 3 seeds), so it is reported as a check and `
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,8 @@ from scipy import stats as sps
 
 from hsbench.evidence import UnitConfusions
 
-__all__ = ["DifferenceEstimate", "MIN_PAIRED_SEEDS", "METHOD", "PairedComparison", "batched_estimate", "holm",
-           "miou_batched", "paired_difference"]
+__all__ = ["DifferenceEstimate", "MIN_PAIRED_SEEDS", "METHOD", "PairedComparison", "batched_estimate",
+           "class_mask", "holm", "miou_batched", "paired_difference"]
 
 _RESAMPLES = 2_000
 _CONFIDENCE = 0.95
@@ -43,15 +44,27 @@ METHOD = ("paired two-level: t over seeds + paired bootstrap of the test units s
           "summed matrices; sign-flip permutation over seeds")
 
 
-def miou_batched(cm: np.ndarray) -> np.ndarray:
-    """J_M of every (K, K) matrix in ``cm[..., K, K]`` (same convention as :func:`hsbench.metrics.miou`)."""
+def miou_batched(cm: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """J_M of every (K, K) matrix in ``cm[..., K, K]``, vectorised for the bootstrap.
+
+    Same convention as :func:`hsbench.metrics.miou`: classes absent from target and prediction, and classes the
+    split excludes (``classes``: a bool mask broadcastable to ``cm.shape[:-1]``), enter no mean, so J_M here
+    equals the stored J_M of a kshot run that excluded classes.
+    """
     cm = np.asarray(cm, dtype=np.float64)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     union = cm.sum(axis=-1) + cm.sum(axis=-2) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
-        defined = union > 0
-        return np.where(defined.any(-1), np.nansum(iou, -1) / np.maximum(defined.sum(-1), 1), np.nan)
+    defined = union > 0 if classes is None else (union > 0) & np.asarray(classes, dtype=bool)
+    iou = np.divide(tp, union, out=np.zeros(defined.shape), where=defined)
+    count = defined.sum(-1)
+    return np.where(count > 0, iou.sum(-1) / np.maximum(count, 1), np.nan)
+
+
+def class_mask(num_classes: int, excluded: Sequence[int]) -> np.ndarray:
+    """The evaluated-class mask of a split that excluded ``excluded`` (as ``Split.evaluated_classes``)."""
+    mask = np.ones(num_classes, dtype=bool)
+    mask[list(excluded)] = False
+    return mask
 
 
 @dataclass(frozen=True)
@@ -83,23 +96,26 @@ class DifferenceEstimate:
         return f"{winner} > {loser} by {100 * sign * self.estimate:+.1f} J_M ({interval})"
 
 
-def batched_estimate(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+def batched_estimate(
+    a: np.ndarray, b: np.ndarray, weights: np.ndarray, classes: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """The estimate for a batch of comparisons at once (the simulation in tests/test_statistics.py uses this).
 
     Args:
         a, b: ``(M, S, N, K, K)`` unit matrices of the two strategies: M comparisons, S paired seeds, N units
             aligned by id (a unit a seed lacks is a zero matrix).
         weights: ``(R, N)`` bootstrap counts of the units, shared by both strategies and all seeds.
+        classes: ``(S, K)`` evaluated-class mask of each seed's split (``None``: every class).
 
     Returns:
         ``estimate, se, ci_low, ci_high, p, differences`` arrays over M (``differences``: ``(M, S)``).
     """
     seeds, units = a.shape[1], int(((a.sum((-1, -2)) + b.sum((-1, -2))) > 0).any(1).sum(-1).max())
-    d = miou_batched(a.sum(2)) - miou_batched(b.sum(2))
+    d = miou_batched(a.sum(2), classes) - miou_batched(b.sum(2), classes)
     estimate = d.mean(-1)
     seed_var = d.var(-1, ddof=1) / seeds
-    star = (miou_batched(np.einsum("ru,msukl->mrskl", weights, a))
-            - miou_batched(np.einsum("ru,msukl->mrskl", weights, b)))
+    star = (miou_batched(np.einsum("ru,msukl->mrskl", weights, a), classes)
+            - miou_batched(np.einsum("ru,msukl->mrskl", weights, b), classes))
     star = star - star.mean(1, keepdims=True)
     cov = np.einsum("mrs,mrt->mst", star, star) / (weights.shape[0] - 1)
     off = ~np.eye(seeds, dtype=bool)
@@ -137,40 +153,58 @@ def signflip_p(differences: np.ndarray) -> float:
     return float((flipped >= abs(d.mean()) - 1e-12).mean())
 
 
-def _aligned(a: dict[int, UnitConfusions], b: dict[int, UnitConfusions]) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Paired seeds, and ``(1, S, N, K, K)`` arrays over the union of unit ids (zeros where a seed lacks one).
+def _seed_units(x: UnitConfusions, y: UnitConfusions) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The units both runs of one seed have, as ``(ids, x matrices, y matrices)``.
 
-    Within a seed only units both strategies have are kept (they are the same split, so normally all).
+    They are the same split, so normally all. When they share none, one of them was stored without unit evidence
+    (its evidence is its total, one unit ``run``): the seed then counts as one unit, each run's total.
     """
+    common = sorted(set(x.ids) & set(y.ids))
+    if not common:
+        return ["run"], x.total()[None], y.total()[None]
+    rows = [dict(zip(run.ids, range(len(run.ids)))) for run in (x, y)]
+    return common, x.matrices[[rows[0][u] for u in common]], y.matrices[[rows[1][u] for u in common]]
+
+
+def _aligned(
+    a: Mapping[int, UnitConfusions], b: Mapping[int, UnitConfusions], excluded: Mapping[int, Sequence[int]]
+) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """Paired seeds, ``(1, S, N, K, K)`` arrays over the union of unit ids (zeros where a seed lacks one) and the
+    ``(S, K)`` class mask of each seed's split."""
     seeds = sorted(set(a) & set(b))
-    common = {s: sorted(set(a[s].ids) & set(b[s].ids)) for s in seeds}
-    ids = sorted(set().union(*common.values())) if seeds else []
+    per_seed = {s: _seed_units(a[s], b[s]) for s in seeds}
+    ids = sorted(set().union(*(units[0] for units in per_seed.values()))) if seeds else []
     index = {u: i for i, u in enumerate(ids)}
-    k = next(iter(a.values())).matrices.shape[-1] if a else 0
+    k = a[seeds[0]].matrices.shape[-1] if seeds else 0
     arrays = [np.zeros((1, len(seeds), len(ids), k, k), dtype=np.int64) for _ in range(2)]
     for si, s in enumerate(seeds):
-        for array, run in zip(arrays, (a[s], b[s])):
-            position = {u: i for i, u in enumerate(run.ids)}
-            for u in common[s]:
-                array[0, si, index[u]] = run.matrices[position[u]]
-    return seeds, arrays[0], arrays[1]
+        units, xa, xb = per_seed[s]
+        rows = [index[u] for u in units]
+        arrays[0][0, si, rows], arrays[1][0, si, rows] = xa, xb
+    masks = np.stack([class_mask(k, excluded.get(s, ())) for s in seeds]) if seeds else np.ones((0, k), bool)
+    return seeds, arrays[0], arrays[1], masks
 
 
 def paired_difference(
-    a: dict[int, UnitConfusions], b: dict[int, UnitConfusions], *, resamples: int = _RESAMPLES, seed: int = 0
+    a: Mapping[int, UnitConfusions], b: Mapping[int, UnitConfusions], *,
+    excluded: Mapping[int, Sequence[int]] | None = None, resamples: int = _RESAMPLES, seed: int = 0,
 ) -> DifferenceEstimate:
-    """J_M(A) - J_M(B) over the seeds both have, paired by seed and unit id (seeded: reports are reproducible)."""
-    seeds, xa, xb = _aligned(a, b)
+    """J_M(A) - J_M(B) over the seeds both have, paired by seed and unit id (seeded: reports are reproducible).
+
+    ``excluded``: per seed, the classes that seed's split excluded (both strategies share the split); J_M skips
+    them as the stored J_M does.
+    """
+    seeds, xa, xb, masks = _aligned(a, b, excluded or {})
     nan = float("nan")
     if not seeds:
         return DifferenceEstimate((), (), 0, nan, nan, nan, nan, nan, nan)
-    d = miou_batched(xa.sum(2)) - miou_batched(xb.sum(2))
+    d = miou_batched(xa.sum(2), masks) - miou_batched(xb.sum(2), masks)
     if len(seeds) < MIN_PAIRED_SEEDS:
         return DifferenceEstimate(tuple(seeds), tuple(d[0].tolist()), xa.shape[2], float(d.mean()),
                                   nan, nan, nan, nan, nan)
     n = xa.shape[2]
     weights = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
-    r = {key: value[0] for key, value in batched_estimate(xa, xb, weights).items()}
+    r = {key: value[0] for key, value in batched_estimate(xa, xb, weights, masks).items()}
     return DifferenceEstimate(
         seeds=tuple(seeds), differences=tuple(float(x) for x in r["differences"]), units=n,
         estimate=float(r["estimate"]), ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]),

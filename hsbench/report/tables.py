@@ -14,13 +14,16 @@ import pandas as pd
 
 from hsbench.report.labels_used import LABELS_HEADER, LABELS_LEGEND, excluded_notes, labels_cells
 from hsbench.report.leaderboard import AVERAGE, WORST_CASE, metric_names
+from hsbench.report.pairwise import PairwiseRow
 from hsbench.report.provenance import BUILDS_HEADER, BUILDS_TITLE, builds_rows, mixed_builds_warning
 from hsbench.report.ranks import RankTest, rank_lines, rank_table
 from hsbench.report.results import REPORT_METRICS, ReportData
 from hsbench.report.stats import PairedComparison
+from hsbench.strategy import TRANSDUCTIVE_MARK
 
-__all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "format_value", "format_over_seeds", "legend",
-           "dataset_notes", "dataset_cell", "comparison_rows", "metric_cells", "BOARD_HEADER"]
+__all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "TRANSDUCTIVE_NOTE", "format_value",
+           "format_over_seeds", "legend", "dataset_notes", "dataset_cell", "comparison_rows", "metric_cells",
+           "BOARD_HEADER", "transductive_note"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class TableInputs:
     board: pd.DataFrame
     comparisons: list[PairedComparison]
     ranks: list[RankTest] = field(default_factory=list)
+    pairs: list[PairwiseRow] = field(default_factory=list)
 
 
 def format_value(mean: float, std: float) -> str:
@@ -57,6 +61,17 @@ def legend(data: ReportData) -> str:
         f"having every dataset. {WORST_CASE}: per metric the lowest per-dataset mean (± that dataset's std). "
         + LABELS_LEGEND + coverage
     )
+
+
+TRANSDUCTIVE_NOTE = (f"{TRANSDUCTIVE_MARK} transductive: pretraining/statistics used unlabelled val and test pixels "
+                     "of the scene (transductive=true)")
+
+
+def transductive_note(block: pd.DataFrame) -> str | None:
+    """The dagger's legend, for a leaderboard table with a transductive row (its label carries the mark): such a
+    row read pixels the others may not, so its number is not comparable without the note."""
+    marked = block["label"].astype(str).str.contains(TRANSDUCTIVE_MARK, regex=False).any() if len(block) else False
+    return TRANSDUCTIVE_NOTE if marked else None
 
 
 def dataset_cell(data: ReportData, dataset: str) -> str:
@@ -126,6 +141,8 @@ def render_markdown(inputs: TableInputs) -> str:
         rows = [[dataset_cell(data, r["dataset"]), r["label"], str(int(r["n"])), *metric_cells(r, lambda t: f"**{t}**"),
                  *labels_cells(r)] for _, r in block.iterrows()]
         lines += [f"## Split `{split}`", "", *_markdown_table(BOARD_HEADER, rows), ""]
+        if (note := transductive_note(block)) is not None:
+            lines += [note, ""]
     if notes := excluded_notes(data.runs, data.cards):
         lines += ["## Excluded classes", "", *(f"- {note}" for note in notes), ""]
     if inputs.comparisons:
@@ -170,6 +187,7 @@ def render_latex(inputs: TableInputs) -> str:
                 rf"\caption{{{_tex(data.name)}, split \texttt{{{_tex(split)}}}: test metrics in \%, mean $\pm$ std "
                 r"over $n$ seeds; best per block in bold; labelled train and val pixels (val protocol)."
                 + "".join(f" {_tex(note)}." for note in excluded_notes(data.select(split=split), data.cards))
+                + ("" if (dagger := transductive_note(block)) is None else f" {_tex(dagger)}.")
                 + "}", r"\end{table}", ""]
     return "\n".join(out)
 

@@ -57,7 +57,7 @@ def write_report(data: ReportData, out_dir: Path) -> ReportFiles:
     inside(out_dir, figures_dir, "report figures folder")
     previous = _read_manifest(out_dir)
     pairs = pairwise(data)
-    inputs = TableInputs(data, leaderboard(data), compare_best_two(data, pairs), rank_tests(data))
+    inputs = TableInputs(data, leaderboard(data), compare_best_two(data, pairs), rank_tests(data), pairs)
     figures = [figure for build in FIGURES.values() for figure in build(data, figures_dir)]
     tables = {}
     for suffix, render in TABLE_FORMATS.items():

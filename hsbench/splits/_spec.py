@@ -21,8 +21,9 @@ DEFAULT_MIN_TEST = 10
 ``k + min_test`` labelled pixels (in the training region of a disjoint split: fewer than ``k``, or fewer than
 ``min_test`` in the test region) is excluded, so it is neither trained on nor scored."""
 
-_EXAMPLES = ("official, official:NAME, fraction=0.1, kshot=5, kshot=5,disjoint, with options guard=N, "
-             "val=full|matched, min_test=N, cap=half")
+_EXAMPLES = ("official, official:NAME, fraction=0.1, kshot=5, kshot=5,disjoint, with comma-separated options "
+             "val=full|matched (fraction, kshot), guard=N (kshot=k,disjoint), min_test=N or cap=half (kshot), "
+             "e.g. kshot=5,disjoint,guard=8,val=matched")
 
 
 @dataclass(frozen=True)
