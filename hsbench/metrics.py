@@ -260,12 +260,16 @@ class ConfusionAccumulator:
 
 
 def _marginals(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True positives, target support (row sums) and predicted counts (column sums), as float64."""
+    """True positives, target support (row sums) and predicted counts (column sums), as float64.
+
+    ``cm`` may also be a stack ``(..., K, K)`` of matrices (the bootstrap's resamples); the marginals then have
+    shape ``(..., K)``.
+    """
     cm = np.asarray(cm)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+    if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
         raise ValueError(f"a confusion matrix must be square, got shape {cm.shape}")
     cm = cm.astype(np.float64)
-    return np.diag(cm).copy(), cm.sum(axis=1), cm.sum(axis=0)
+    return np.diagonal(cm, axis1=-2, axis2=-1).copy(), cm.sum(axis=-1), cm.sum(axis=-2)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -313,7 +317,7 @@ def _evaluated(values: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
     if classes is None:
         return values
     mask = np.asarray(classes, dtype=bool)
-    if mask.shape != values.shape:
+    if mask.shape[-1:] != values.shape[-1:] or np.broadcast_shapes(mask.shape, values.shape) != values.shape:
         raise ValueError(f"the class mask has shape {mask.shape}, expected {values.shape}")
     return np.where(mask, values, np.nan)
 
@@ -359,6 +363,19 @@ def mf1(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
 def miou(cm: np.ndarray, classes: np.ndarray | None = None) -> float:
     """Mean IoU J_M over the evaluated classes present in target or prediction (predicted-only: 0)."""
     return _defined_mean(_evaluated(per_class_iou(cm), classes))
+
+
+def miou_of_each(cm: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
+    """:func:`miou` of every matrix of a stack ``(..., K, K)``, vectorised for the bootstrap's resamples.
+
+    ``classes`` is a bool mask broadcastable to ``(..., K)`` (one evaluated-class mask per seed, say). Same
+    convention as :func:`miou`, so a report's recomputed J_M equals the stored one.
+    """
+    iou = _evaluated(per_class_iou(cm), classes)
+    defined = ~np.isnan(iou)
+    count = defined.sum(axis=-1)
+    total = np.where(defined, iou, 0.0).sum(axis=-1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 @METRICS.register_module(name="kappa")

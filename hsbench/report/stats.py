@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats as sps
 
 from hsbench.evidence import UnitConfusions
+from hsbench.metrics import miou_of_each
 
 __all__ = ["DifferenceEstimate", "MIN_PAIRED_SEEDS", "METHOD", "PairedComparison", "batched_estimate",
            "class_mask", "holm", "miou_batched", "paired_difference"]
@@ -45,19 +46,11 @@ METHOD = ("paired two-level: t over seeds + paired bootstrap of the test units s
 
 
 def miou_batched(cm: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
-    """J_M of every (K, K) matrix in ``cm[..., K, K]``, vectorised for the bootstrap.
+    """J_M of every (K, K) matrix in ``cm[..., K, K]``: :func:`hsbench.metrics.miou_of_each`, the stored J_M's rule.
 
-    Same convention as :func:`hsbench.metrics.miou`: classes absent from target and prediction, and classes the
-    split excludes (``classes``: a bool mask broadcastable to ``cm.shape[:-1]``), enter no mean, so J_M here
-    equals the stored J_M of a kshot run that excluded classes.
+    ``classes``: the split's evaluated-class mask, broadcastable to ``cm.shape[:-1]``.
     """
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    union = cm.sum(axis=-1) + cm.sum(axis=-2) - tp
-    defined = union > 0 if classes is None else (union > 0) & np.asarray(classes, dtype=bool)
-    iou = np.divide(tp, union, out=np.zeros(defined.shape), where=defined)
-    count = defined.sum(-1)
-    return np.where(count > 0, iou.sum(-1) / np.maximum(count, 1), np.nan)
+    return miou_of_each(cm, classes)
 
 
 def class_mask(num_classes: int, excluded: Sequence[int]) -> np.ndarray:
