@@ -239,7 +239,10 @@ def _scene(dataset: Dataset, spec: SplitSpec, seed: int, guard: int, block_size:
     if not parts["test"]:
         raise ConfigError(
             f"{card.name}: {spec} leaves no test pixels; use a smaller fraction, or for disjoint splits a smaller "
-            "block_size or guard"
+            f"block_size or guard (this one: {params['guard']} px, blocks of {params['block_size']} px; the default "
+            "guard is the largest spatial context of the registered strategies: pass guard=N and compare only "
+            "strategies whose context is at most N)" if "guard" in params else
+            f"{card.name}: {spec} leaves no test pixels; use a smaller fraction or k"
         )
     _freeze(parts)
     return _Drawn(parts, coverage, params, excluded)
