@@ -144,20 +144,19 @@ def masked_cross_entropy(ignore_index: int) -> LossFn:
 
 
 def hflip_batch(
-    cube: torch.Tensor, target: torch.Tensor, p: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flip each sample of a batch left-right with probability ``p``, cube and target together.
+    cube: torch.Tensor, target: torch.Tensor, p: float, generator: torch.Generator, *more: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """Flip each sample of a batch left-right with probability ``p``: cube, target and ``more`` (e.g. a readable
+    mask) together.
 
     The draws come from ``generator`` (a CPU generator on the run's ``augment`` stream), one per sample, so the
     augmentation is reproducible and independent of the data order stream. The inputs are not modified.
     """
     flip = torch.rand(cube.shape[0], generator=generator) < p
     if not bool(flip.any()):
-        return cube, target
+        return (cube, target, *more)
     index = flip.nonzero().squeeze(1).to(cube.device)
-    cube = cube.index_copy(0, index, cube.index_select(0, index).flip(-1))
-    target = target.index_copy(0, index, target.index_select(0, index).flip(-1))
-    return cube, target
+    return tuple(t.index_copy(0, index, t.index_select(0, index).flip(-1)) for t in (cube, target, *more))
 
 
 class _Selection:
@@ -264,7 +263,9 @@ class Trainer:
 
         Args:
             train_set: ``train_set[i] -> (cube (C, H, W) float32, target (H, W) int64)``; samples that end up
-                in one batch must share ``H, W``.
+                in one batch must share ``H, W``. An item may add a third tensor, the ``(H, W)`` bool mask of
+                the pixels readable without labels; it is flipped with the batch and given to the network as its
+                second argument, for unlabelled losses computed in the forward pass (DAFT's alignment).
             evaluate: returns the validation score of the model it is given (in eval mode, without DDP
                 wrapper). Called on rank 0 only; the score is broadcast so every rank decides alike.
 
@@ -349,15 +350,14 @@ class Trainer:
         device, cfg = self.ctx.device, self.cfg
         loss_sum = torch.zeros((), device=device)
         steps = 0
-        for cube, target in loader:
+        for batch in loader:
             if deadline is not None and self._out_of_time(deadline):
                 return math.nan, True
-            cube = cube.to(device, non_blocking=True)
-            target = target.to(device, non_blocking=True)
+            cube, target, *readable = (t.to(device, non_blocking=True) for t in batch)
             if cfg.hflip_p > 0:
-                cube, target = hflip_batch(cube, target, cfg.hflip_p, flips)
+                cube, target, *readable = hflip_batch(cube, target, cfg.hflip_p, flips, *readable)
             with self._autocast():
-                loss = self.loss_fn(network(cube), target)
+                loss = self.loss_fn(network(cube, *readable), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip_norm is not None:

@@ -18,7 +18,7 @@ from hsbench.data.transforms import PixelTransform, collect_labelled_pixels
 from hsbench.engine import EngineConfig, Trainer
 from hsbench.evaluation import view_miou
 from hsbench.registry import MODELS, lookup
-from hsbench.strategy import RunContext, SplitView
+from hsbench.strategy import RunContext, SplitView, blank_unreadable, readable_mask
 
 __all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView", "TRAINING_DEFAULTS", "engine_config"]
 
@@ -52,6 +52,11 @@ class TransformedView(torch.utils.data.Dataset):
     so large datasets never sit in memory). With few labelled images an epoch would be one or two optimiser
     steps, so the view is repeated to at least ``min_items`` items per epoch. With ``crop_size`` each item is a
     random square crop (needed for scene datasets: one large image with sparse labels), drawn from ``rng``.
+
+    Every item is blanked outside the view's readable pixels after the transform (:func:`blank_unreadable`): a
+    scene's val and test pixels and the guard band sit inside the crops, and their spectra would otherwise enter
+    the forward pass, BatchNorm statistics and the features of nearby train pixels. Train images of segmentation
+    datasets are readable whole, so nothing changes there; a transductive run passes ``view.transductive()``.
     """
 
     def __init__(
@@ -93,9 +98,12 @@ class TransformedView(torch.utils.data.Dataset):
                 # Too large to keep: crop the (memory-mapped) raw cube first, so only the crop is read and
                 # transformed.
                 rows, cols = self._window(*sample.labels.shape)
-                cube = np.asarray(sample.cube[:, rows, cols])
-                return _tensor(self.transform(cube)), _tensor(sample.labels[rows, cols])
-            item = self._cache[index] = _tensor(self.transform(sample.cube)), _tensor(sample.labels)
+                readable = readable_mask(self.view, sample.id)
+                cube = self.transform(np.asarray(sample.cube[:, rows, cols]))
+                cube = blank_unreadable(cube, None if readable is None else readable[rows, cols])
+                return _tensor(cube), _tensor(sample.labels[rows, cols])
+            cube = blank_unreadable(self.transform(sample.cube), readable_mask(self.view, sample.id))
+            item = self._cache[index] = _tensor(cube), _tensor(sample.labels)
             self._budget -= size
         rows, cols = self._window(*item[1].shape)
         return item[0][:, rows, cols], item[1][rows, cols]

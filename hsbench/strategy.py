@@ -8,10 +8,13 @@ Rules every strategy follows (the registry-driven tests check what they can):
 * All randomness comes from ``ctx.seeds`` (streams ``init``, ``order``, ``augment``), so a fixed seed gives the
   same numbers.
 * Anything fitted on pixels (normalisation, PCA, adapters) is fitted on the train view only.
-* ``pretrain`` and any statistics fitted on unlabelled pixels read only the pixels :meth:`SplitView.readable`
-  allows: the train region of a scene (unlabelled pixels included; val and test pixels and the guard band around
-  the test pixels excluded), the train images of a segmentation dataset. Only a run whose strategy options say
-  ``transductive=true`` reads whole scenes (:meth:`SplitView.transductive`); its label carries
+* ``pretrain``, any statistics fitted on unlabelled pixels and every training input read only the pixels
+  :meth:`SplitView.readable` allows: the train region of a scene (unlabelled pixels included; val and test pixels
+  and the guard band around the test pixels excluded), the train images of a segmentation dataset. Training crops
+  and tiles of a scene are blanked outside it after the input transform (:func:`blank_unreadable`; the dense
+  learners get it from :class:`~hsbench.learners.TransformedView`), so val and test spectra never enter a training
+  forward pass; prediction reads the whole image it predicts. Only a run whose strategy options say
+  ``transductive=true`` (s2former) reads whole scenes (:meth:`SplitView.transductive`); its label carries
   :data:`TRANSDUCTIVE_MARK` so that tables show it.
 * Model selection uses the val view only.
 * Freezing, adapters and head re-initialisation live in the strategy, not in network constructors.
@@ -38,8 +41,8 @@ if TYPE_CHECKING:
     from hsbench.splits import Split
 
 __all__ = [
-    "Strategy", "RunContext", "SplitView", "StrategySpec", "TRANSDUCTIVE_MARK", "default_guard", "readable_mask",
-    "transductive_label",
+    "Strategy", "RunContext", "SplitView", "StrategySpec", "TRANSDUCTIVE_MARK", "blank_unreadable", "default_guard",
+    "readable_mask", "transductive_label",
 ]
 
 TRANSDUCTIVE_MARK = "†"
@@ -167,6 +170,18 @@ def readable_mask(images: Any, sample_id: str) -> np.ndarray | None:
     (every pixel) for a plain dataset, e.g. a source domain that is never evaluated."""
     readable = getattr(images, "readable", None)
     return None if readable is None else readable(sample_id)
+
+
+def blank_unreadable(cube: np.ndarray, readable: np.ndarray | None) -> np.ndarray:
+    """``cube`` ``(C, H, W)`` with every pixel outside ``readable`` ``(H, W)`` set to 0 (``None``: unchanged).
+
+    Applied to training inputs after the input transform, where 0 is the train mean (standardisation, PCA,
+    standardised features) or, for raw inputs, a zero spectrum: either way a constant, so no value of a val, test
+    or guard pixel reaches a forward pass, a BatchNorm statistic or a neighbour's features.
+    """
+    if readable is None:
+        return cube
+    return np.where(readable, cube, np.zeros((), dtype=cube.dtype))
 
 
 def transductive_label(label: str, options: Mapping[str, Any]) -> str:

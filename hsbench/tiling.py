@@ -138,6 +138,9 @@ class LabelledTiles(torch.utils.data.Dataset):
         length: items per epoch.
         ignore_index: label of unlabelled pixels.
         rng: random generator.
+        readable: per image, the ``(H, W)`` bool mask of the pixels readable without labels (the caller blanks
+            the cubes outside it); given, each item adds its tile of the mask, which the engine hands to the
+            network for unlabelled losses (padding is unreadable).
     """
 
     def __init__(
@@ -149,8 +152,10 @@ class LabelledTiles(torch.utils.data.Dataset):
         length: int,
         ignore_index: int,
         rng: np.random.Generator,
+        readable: list[torch.Tensor] | None = None,
     ) -> None:
         self.tile, self.length, self.rng = tile, length, rng
+        self.readable = None if readable is None else [_pad_labels(m, tile, False) for m in readable]
         self.max_offset = int(round(jitter * tile))
         self.images = [(pad_image(c, tile), _pad_labels(t, tile, ignore_index)) for c, t in images]
         self.anchors = [np.argwhere((labels != ignore_index).numpy()) for _, labels in self.images]
@@ -162,19 +167,21 @@ class LabelledTiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         which = int(self.rng.choice(len(self.images), p=self.image_p))
         cube, labels = self.images[which]
         anchor = self.anchors[which][int(self.rng.integers(len(self.anchors[which])))]
         top, left = (self._start(int(a), size) for a, size in zip(anchor, labels.shape, strict=True))
         rows, cols = slice(top, top + self.tile), slice(left, left + self.tile)
-        return cube[:, rows, cols], labels[rows, cols]
+        if self.readable is None:
+            return cube[:, rows, cols], labels[rows, cols]
+        return cube[:, rows, cols], labels[rows, cols], self.readable[which][rows, cols]
 
     def _start(self, anchor: int, size: int) -> int:
         offset = int(self.rng.integers(-self.max_offset, self.max_offset + 1)) if self.max_offset else 0
         return int(np.clip(anchor - self.tile // 2 + offset, 0, size - self.tile))
 
 
-def _pad_labels(labels: torch.Tensor, tile: int, ignore_index: int) -> torch.Tensor:
+def _pad_labels(labels: torch.Tensor, tile: int, ignore_index: int | bool) -> torch.Tensor:
     pad_h, pad_w = max(0, tile - labels.shape[0]), max(0, tile - labels.shape[1])
     return F.pad(labels, (0, pad_w, 0, pad_h), value=ignore_index) if pad_h or pad_w else labels

@@ -11,7 +11,8 @@ Image Classification"), with every size and schedule chosen by us (``docs/strate
    scene only its train region is read (:meth:`hsbench.strategy.SplitView.readable`: val and test pixels and the
    guard band around the test pixels are blanked and left out), unless ``transductive=true`` (label ``s2former†``).
 2. ``fit``: a dense head on the encoder, trained on tiles around labelled train pixels with cross-entropy plus
-   DAFT (:mod:`hsbench.models.s2former_daft`) through the shared engine, selected on val mIoU.
+   DAFT (:mod:`hsbench.models.s2former_daft`) through the shared engine, selected on val mIoU. The tiles are
+   blanked outside the same readable region, which DAFT's alignment also leaves out (unless transductive).
 3. ``predict``: overlapping tiles blended with a Hann window (segmentation) or tile-centre predictions (scenes).
 
 Ablations (each a plain option, so a benchmark matrix produces the ablation table): ``no_cross_attention``
@@ -49,7 +50,7 @@ from hsbench.pretraining.s2former_zoo import (
     readable_digest,
 )
 from hsbench.registry import STRATEGIES
-from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec, transductive_label
+from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec, blank_unreadable, transductive_label
 from hsbench.tiling import TILE_PLANS, LabelledTiles, predict_tiled
 from hsbench.zoo import Zoo
 
@@ -232,13 +233,24 @@ class S2Former(Strategy):
         return dataclasses.replace(recipe, eval_every=int(self.cfg["eval_every"]))
 
     def training_tiles(self, train: SplitView) -> LabelledTiles:
-        """Tiles around labelled train pixels, drawn on the run's ``augment`` stream."""
+        """Tiles around labelled train pixels, drawn on the run's ``augment`` stream.
+
+        Blanked outside the readable pixels (a scene's train region, unless transductive), so val and test spectra
+        reach neither the cross-entropy forward pass nor DAFT, which also gets the masks to leave them out of its
+        alignment.
+        """
         assert self.transform is not None
-        images = [(torch.from_numpy(self.transform.apply(s.cube)), torch.as_tensor(np.array(s.labels, np.int64)))
-                  for s in train]
+        view = train.transductive() if self.cfg["transductive"] else train
+        masks = [view.readable(i) for i in view.sample_ids]
+        images = [(torch.from_numpy(blank_unreadable(self.transform.apply(s.cube), mask)),
+                   torch.as_tensor(np.array(s.labels, np.int64))) for s, mask in zip(view, masks, strict=True)]
+        readable = None
+        if not self.cfg["no_daft"] and any(m is not None for m in masks):
+            readable = [torch.ones(labels.shape, dtype=torch.bool) if m is None else torch.from_numpy(np.array(m))
+                        for (_, labels), m in zip(images, masks, strict=True)]
         rng = np.random.default_rng(_child_seed(self.ctx, "augment", 0))
         return LabelledTiles(images, tile=self.tile, jitter=self.plan.jitter, length=int(self.cfg["tiles_per_epoch"]),
-                             ignore_index=self.card.ignore_index, rng=rng)
+                             ignore_index=self.card.ignore_index, rng=rng, readable=readable)
 
     def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
         if self.transform is None:  # called without the runner's pretrain phase

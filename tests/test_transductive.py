@@ -1,8 +1,9 @@
 """No transductive leaks: what pretraining and fitted statistics may read of a scene, and ``transductive=true``.
 
 The decisive check poisons a scene's val and test pixels and the guard band around its test pixels (1e6) and
-asserts that pretraining output (fitted standardisation, pretrained weights) is byte-identical to the clean
-scene's; with ``transductive=true`` the same poison changes it, so the check can fail.
+asserts that pretraining output (fitted standardisation, pretrained weights) and trained weights (dense networks
+on crops, s2former's DAFT fine-tuning) are byte-identical to the clean scene's; with ``transductive=true``, or
+with the blanking switched off, the same poison changes them, so the check can fail.
 """
 
 from __future__ import annotations
@@ -185,3 +186,85 @@ def test_a_transductive_run_is_labelled_and_has_its_own_id(tmp_path, tiny_regist
     assert plain.status == marked.status == "completed", (plain.error, marked.error)
     assert (plain.label, marked.label) == ("s2former", "s2former" + TRANSDUCTIVE_MARK)
     assert plain.run_id != marked.run_id
+
+
+# ----------------------------------------------------------------------------------- training inputs on scenes
+def _state_bytes(module: torch.nn.Module) -> bytes:
+    return b"".join(v.detach().cpu().numpy().tobytes() for _, v in sorted(module.state_dict().items()))
+
+
+def _in_domain_weights(dataset: Dataset, split: Split, tmp_path: Path) -> bytes:
+    cls = lookup(STRATEGIES, "in_domain")
+    ctx = RunContext(device=torch.device("cpu"), seeds=SeedStreams(0), work_dir=tmp_path, progress=False)
+    options = {**cls.defaults, "model": "runet", "model_options": {"base_channels": 4}, "epochs": 2,
+               "batch_size": 2, "min_steps_per_epoch": 1, "crop_size": 32}
+    strategy = cls(options, ctx, dataset.card)
+    torch.manual_seed(0)
+    strategy.fit(SplitView.of(dataset, split, "train"), SplitView.of(dataset, split, "val"))
+    return _state_bytes(strategy.learner.network)
+
+
+def _fixed_selection(monkeypatch, module: str) -> None:
+    """A constant val score: predicting a val image of a scene reads its (poisoned) pixels, which is allowed, so
+    model selection is taken out and the comparison is about training alone."""
+    monkeypatch.setattr(f"{module}.view_miou", lambda *args, **kwargs: 0.0)
+
+
+def test_dense_training_crops_are_blanked_outside_the_readable_region(tmp_path, monkeypatch) -> None:
+    """in_domain/runet (and every learner on TransformedView): poisoned val, test and guard pixels inside the
+    training crops change no trained weight nor BatchNorm statistic; without the blanking they do."""
+    _fixed_selection(monkeypatch, "hsbench.learners")
+    dataset = _scene()
+    split = _split(dataset, "kshot=5,disjoint")
+    poisoned = _poisoned(dataset, split)
+    clean = _in_domain_weights(dataset, split, tmp_path)
+    assert clean == _in_domain_weights(poisoned, split, tmp_path)
+    monkeypatch.setattr("hsbench.learners.blank_unreadable", lambda cube, readable: cube)
+    assert _in_domain_weights(dataset, split, tmp_path) != _in_domain_weights(poisoned, split, tmp_path)
+
+
+def _s2former_finetuned(dataset: Dataset, split: Split, tmp_path: Path, **options):
+    strategy = _s2former_pretrain(dataset, split, tmp_path / "zoo", no_pretrain=True, epochs=2, eval_every=1,
+                                  **options)
+    strategy.fit(SplitView.of(dataset, split, "train"), SplitView.of(dataset, split, "val"))
+    return strategy
+
+
+def test_s2former_daft_finetuning_is_byte_identical_on_a_poisoned_scene(tmp_path, monkeypatch) -> None:
+    _fixed_selection(monkeypatch, "strategies.s2former")
+    dataset = _scene()
+    split = _split(dataset, "kshot=5,disjoint")
+    poisoned = _poisoned(dataset, split)
+    clean = _s2former_finetuned(dataset, split, tmp_path)
+    assert clean.network.__class__.__name__ == "DaftSegmenter"  # student and EMA teacher both compared
+    assert _state_bytes(clean.network) == _state_bytes(_s2former_finetuned(poisoned, split, tmp_path).network)
+    # The tiles carry the readable mask to DAFT's alignment; without DAFT, or transductive, they do not.
+    assert len(clean.training_tiles(SplitView.of(dataset, split, "train"))[0]) == 3
+    for options in ({"no_daft": True}, {"transductive": True}):
+        strategy = _s2former_pretrain(dataset, split, tmp_path / "zoo", no_pretrain=True, **options)
+        assert len(strategy.training_tiles(SplitView.of(dataset, split, "train"))[0]) == 2
+    monkeypatch.setattr("strategies.s2former.blank_unreadable", lambda cube, readable: cube)
+    leaky = _s2former_finetuned(poisoned, split, tmp_path)
+    assert _state_bytes(leaky.network) != _state_bytes(_s2former_finetuned(dataset, split, tmp_path).network)
+
+
+def test_daft_alignment_ignores_forbidden_pixels() -> None:
+    """Poison outside ``readable`` leaves the alignment unchanged; a tile of forbidden pixels only adds 0."""
+    from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder, S2FormerSegmenter
+    from hsbench.models.s2former_daft import DaftConfig, DaftSegmenter
+
+    torch.manual_seed(0)
+    cfg = S2FormerConfig(dim=16, depth=1, heads=2, grid_bands=16, patch_size=2)
+    student = S2FormerSegmenter(S2FormerEncoder(cfg), 3, torch.ones(16, dtype=torch.bool))
+    x = torch.randn(2, 16, 8, 8)
+    readable = torch.zeros(2, 8, 8, dtype=torch.bool)
+    readable[0, :5, :3] = True  # part of one tile; the second tile is forbidden whole
+
+    def alignment(cube: torch.Tensor, mask: torch.Tensor | None) -> float:
+        daft = DaftSegmenter(student, DaftConfig(total_steps=1), torch.Generator().manual_seed(0))
+        return float(daft.alignment(cube, mask).detach())
+
+    dirty = torch.where(readable[:, None], x, torch.tensor(POISON))
+    assert alignment(x, readable) == alignment(dirty, readable) > 0
+    assert alignment(x, None) != alignment(dirty, None)
+    assert alignment(x, torch.zeros_like(readable)) == 0.0

@@ -7,9 +7,11 @@ reading, kept small enough to train on a CPU:
   Nichol & Dhariwal (2021) defines a trajectory from the clean tile to noise;
 * the student encodes the tile at a timestep ``t_s`` drawn per sample in ``[1, max_t]``, the teacher the *same*
   noise draw at the lower ``t_t = floor(teacher_ratio * t_s)``, i.e. an earlier point of the same trajectory;
-* the alignment loss, ``1 - cosine`` between their per-token features (all pixels of the tile, labelled or not),
-  teaches the student to map a noisier state onto the representation of a cleaner one: a denoising consistency
-  in feature space that uses unlabelled pixels, which is what makes it useful with few labels;
+* the alignment loss, ``1 - cosine`` between their per-token features (all readable pixels of the tile, labelled
+  or not; on a scene, val, test and guard pixels are blanked in the input and each token is weighted by its share
+  of readable pixels, so the forbidden ones are left out), teaches the student to map a noisier state onto the
+  representation of a cleaner one: a denoising consistency in feature space that uses unlabelled pixels, which is
+  what makes it useful with few labels;
 * the teacher starts as a copy of the pretrained encoder and follows the student by an exponential moving
   average, so early on it anchors the student to the pretrained representation (a guard against few-label
   over-fitting), later it is a smoothed student (mean teacher, Tarvainen & Valpola 2017);
@@ -106,24 +108,32 @@ class DaftSegmenter(nn.Module):
         self.teacher = copy.deepcopy(student.encoder).requires_grad_(False)
         self.steps_done = 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | DaftOutput:
+    def forward(self, x: torch.Tensor, readable: torch.Tensor | None = None) -> torch.Tensor | DaftOutput:
+        """Eval: the student's logits. Training: :class:`DaftOutput`, aligned over the ``readable`` ``(B, H, W)``
+        pixels only (``None``: every pixel)."""
         if not self.training:
             return self.student(x)
         if self.steps_done > 0:
             self._ema_update()
         weight = self.alignment_weight(self.steps_done)
         self.steps_done += 1
-        return DaftOutput(self.student(x), weight * self.alignment(x))
+        return DaftOutput(self.student(x), weight * self.alignment(x, readable))
 
     def alignment_weight(self, step: int) -> float:
         ramp_steps = self.cfg.ramp_fraction * self.cfg.total_steps
         progress = 1.0 if ramp_steps <= 0 else min(1.0, step / ramp_steps)
         return self.cfg.alignment_weight * math.exp(-5.0 * (1.0 - progress) ** 2)
 
-    def alignment(self, x: torch.Tensor) -> torch.Tensor:
-        """``1 - cosine`` between student features at ``t_s`` and teacher features at ``t_t < t_s``."""
+    def alignment(self, x: torch.Tensor, readable: torch.Tensor | None = None) -> torch.Tensor:
+        """``1 - cosine`` between student features at ``t_s`` and teacher features at ``t_t < t_s``.
+
+        With ``readable`` ``(B, H, W)``, pixels outside it are blanked (0) and the mean runs over tokens weighted
+        by their share of readable pixels: a token of forbidden pixels only adds nothing.
+        """
         valid = self.student.band_valid
-        x = pad_to_multiple(x * valid[:, None, None], self.student.encoder.cfg.patch_size)
+        patch = self.student.encoder.cfg.patch_size
+        keep = None if readable is None else readable[:, None].to(x.dtype)
+        x = pad_to_multiple(x * valid[:, None, None] * (1.0 if keep is None else keep), patch)
         n = x.shape[0]
         t_student = torch.randint(1, self.cfg.max_t + 1, (n,), generator=self.generator)
         t_teacher = torch.floor(self.cfg.teacher_ratio * t_student)
@@ -131,7 +141,11 @@ class DaftSegmenter(nn.Module):
         student = self.student.encode(self._noised(x, noise, t_student)).features
         with torch.no_grad():
             teacher = self.teacher(self._noised(x, noise, t_teacher), valid).features
-        return (1.0 - F.cosine_similarity(student, teacher, dim=1)).mean()
+        distance = 1.0 - F.cosine_similarity(student, teacher, dim=1)
+        if keep is None:
+            return distance.mean()
+        share = F.avg_pool2d(F.pad(keep, (0, x.shape[-1] - keep.shape[-1], 0, x.shape[-2] - keep.shape[-2])), patch)
+        return (distance * share[:, 0]).sum() / share.sum().clamp_min(1e-6)
 
     def _noised(self, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         alpha_bar = cosine_alpha_bar(t, self.cfg.timesteps).to(x.device).view(-1, 1, 1, 1)
