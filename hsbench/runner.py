@@ -48,6 +48,14 @@ __all__ = ["RunSpec", "RunOutcome", "ValidationOutcome", "Runner"]
 
 log = logging.getLogger("hsbench")
 
+PROTOCOL = 2
+"""What a run computes beyond its options, part of every run id: bumped whenever the harness changes the results of
+an unchanged config, so a stored run is never reused across such a change. 2: training inputs of scenes blanked
+outside the readable region, ``kshot`` classes too small for the split excluded, disjoint guard from the strategies."""
+
+_NOT_COLUMNS = ("options", "split_params", "protocol")
+"""Config keys kept in ``config`` (and the run id) but not given a column of their own in the runs table."""
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -178,6 +186,7 @@ class Runner:
             "dataset": spec.dataset,
             "dataset_fingerprint": dataset.fingerprint,
             "dataset_version": dataset.card.version,
+            "protocol": PROTOCOL,
             "split": split.spec,
             "split_hash": split.hash,
             **({"split_params": split.params} if split.params else {}),  # the guard band used, for disjoint splits
@@ -235,7 +244,7 @@ class Runner:
         self.store.begin(
             prepared.run_id,
             {
-                **{key: value for key, value in prepared.config.items() if key not in ("options", "split_params")},
+                **{key: value for key, value in prepared.config.items() if key not in _NOT_COLUMNS},
                 "strategy_label": prepared.label,
                 "config": prepared.config,
                 "hsbench_version": hsbench.__version__,

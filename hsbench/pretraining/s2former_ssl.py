@@ -39,6 +39,7 @@ from hsbench.engine import SCHEDULES
 from hsbench.errors import ConfigError, DataError
 from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder
 from hsbench.pretraining.spectral_mae import random_masking
+from hsbench.strategy import blank_unreadable
 from hsbench.tiling import pad_image
 
 __all__ = [
@@ -160,7 +161,7 @@ class TileSource:
         masks = readable if readable is not None and any(m is not None for m in readable) else None
         if masks is not None:
             masks = [np.ones(c.shape[-2:], bool) if m is None else np.asarray(m, bool) for c, m in zip(cubes, masks)]
-            cubes = [np.where(m, c, 0.0) for c, m in zip(cubes, masks)]
+            cubes = [blank_unreadable(c, m) for c, m in zip(cubes, masks)]
         self.cubes = [pad_image(torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32)), tile) for c in cubes]
         self.keep = None if masks is None else [pad_image(torch.from_numpy(m[None].astype(np.float32)), tile)
                                                 for m in masks]
