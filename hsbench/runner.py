@@ -48,10 +48,11 @@ __all__ = ["RunSpec", "RunOutcome", "ValidationOutcome", "Runner"]
 
 log = logging.getLogger("hsbench")
 
-PROTOCOL = 2
+PROTOCOL = 3
 """What a run computes beyond its options, part of every run id: bumped whenever the harness changes the results of
 an unchanged config, so a stored run is never reused across such a change. 2: training inputs of scenes blanked
-outside the readable region, ``kshot`` classes too small for the split excluded, disjoint guard from the strategies."""
+outside the readable region, ``kshot`` classes too small for the split excluded, disjoint guard from the strategies.
+3: val views of scenes hide the test pixels and their guard band (model selection and val metrics)."""
 
 _NOT_COLUMNS = ("options", "split_params", "protocol")
 """Config keys kept in ``config`` (and the run id) but not given a column of their own in the runs table."""
@@ -101,6 +102,12 @@ class _Prepared:
     config: dict[str, Any]
     run_id: str
     label: str
+
+    def view(self, part: str) -> SplitView:
+        """The view of ``part`` that the strategy and the evaluation get (:meth:`SplitView.of`: a val view of a
+        scene hides its test pixels); a transductive run's val view shows whole images, like its pretraining."""
+        view = SplitView.of(self.dataset, self.split, part)
+        return view.transductive() if part == "val" and self.options.get("transductive") else view
 
 
 class _PhaseTimer:
@@ -277,7 +284,7 @@ class Runner:
         handler = self._attach_log_file(run_log, run_dir)
         try:
             strategy, facts = self._fit(spec, prepared, run_dir / "work", run_log, timer, epoch_callback)
-            results = self._evaluate(strategy, prepared.dataset, prepared.split, run_dir, timer, parts=("val",))
+            results = self._evaluate(strategy, prepared, run_dir, timer, parts=("val",))
             return ValidationOutcome(prepared.run_id, prepared.label, results["val"]["metrics"], facts, timer.seconds)
         except Exception as exc:  # a prune or a crash: the caller decides; the trial's log keeps the why
             run_log.info("validation of %s stopped: %s: %s", prepared.run_id, type(exc).__name__, exc, exc_info=True)
@@ -317,8 +324,7 @@ class Runner:
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(ctx.seeds.int_seed("init"))
         strategy = prepared.strategy_cls(prepared.options, ctx, dataset.card)
-        train = SplitView.of(dataset, split, "train")  # with the pixels pretrain may read
-        val = SplitView(dataset, split.parts["val"], "val")
+        train, val = prepared.view("train"), prepared.view("val")  # pixels pretrain may read; val hides test
         run_log.info("run %s: %s on %s, split %s, seed %d", prepared.run_id, prepared.label, dataset.card.name,
                      split.spec, spec.seed)
         if prepared.strategy_cls.spec.needs_unlabeled:
@@ -350,7 +356,7 @@ class Runner:
             strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer)
             if not main:
                 return RunOutcome(run_id, "completed", label)
-            results = self._evaluate(strategy, dataset, split, run_dir, timer)
+            results = self._evaluate(strategy, prepared, run_dir, timer)
             facts.update(
                 split_coverage=split.coverage,
                 **split.protocol(),  # labelled train / val pixels and images, val protocol, excluded classes
@@ -412,12 +418,12 @@ class Runner:
     def _evaluate(
         self,
         strategy: Strategy,
-        dataset: Dataset,
-        split: Split,
+        prepared: _Prepared,
         run_dir: Path,
         timer: _PhaseTimer,
         parts: tuple[str, ...] = ("val", "test"),
     ) -> dict[str, dict[str, Any]]:
+        dataset, split = prepared.dataset, prepared.split
         results: dict[str, dict[str, Any]] = {}
         saved: list[str] = []
 
@@ -428,7 +434,7 @@ class Runner:
                 saved.append(sample.id)
 
         for part in parts:
-            view = SplitView(dataset, split.parts[part], part)
+            view = prepared.view(part)  # val as the strategy selected on it; test whole
             with timer.phase(f"predict_{part}"):
                 units = evaluate_view(strategy.predict, view, on_prediction=keep_panel if part == "test" else None)
             cm = units.total()

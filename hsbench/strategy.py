@@ -13,17 +13,20 @@ Rules every strategy follows (the registry-driven tests check what they can):
   and the guard band around the test pixels excluded), the train images of a segmentation dataset. Training crops
   and tiles of a scene are blanked outside it after the input transform (:func:`blank_unreadable`; the dense
   learners get it from :class:`~hsbench.learners.TransformedView`), so val and test spectra never enter a training
-  forward pass; prediction reads the whole image it predicts. Only a run whose strategy options say
-  ``transductive=true`` (s2former) reads whole scenes (:meth:`SplitView.transductive`); its label carries
-  :data:`TRANSDUCTIVE_MARK` so that tables show it.
-* Model selection uses the val view only.
+  forward pass. Predicting a test image reads the whole image (that is evaluation). Only a run whose strategy
+  options say ``transductive=true`` (s2former) reads whole scenes (:meth:`SplitView.transductive`, for its train
+  and val views); its label carries :data:`TRANSDUCTIVE_MARK` so that tables show it.
+* Model selection uses the val view only, and a val view of a scene hands out no test value: its cubes carry the
+  per-band mean of the visible pixels in place of the test pixels and the guard band around them
+  (:func:`hide_invisible`, :meth:`Split.visible`), so predicting val (early stopping, best epoch, C or sweep
+  objective, the run's stored val metrics) reads the train region and the val pixels only.
 * Freezing, adapters and head re-initialisation live in the strategy, not in network constructors.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Strategy", "RunContext", "SplitView", "StrategySpec", "TRANSDUCTIVE_MARK", "blank_unreadable", "default_guard",
-    "readable_mask", "transductive_label",
+    "hide_invisible", "readable_mask", "transductive_label",
 ]
 
 TRANSDUCTIVE_MARK = "†"
@@ -95,14 +98,16 @@ class SplitView:
     ``load(id)`` returns the sample with every pixel outside the part's mask set to ``ignore_index``, so a
     strategy cannot learn from pixels it was not given. The cube stays whole (networks need spatial context), so
     anything that reads pixels *without* labels (pretraining, fitted statistics) asks :meth:`readable` which of
-    them it may use.
+    them it may use; only pixels outside ``visible`` are replaced in the cube (:func:`hide_invisible`).
 
     Args:
         dataset: the dataset.
         masks: sample id -> the part's pixel mask (``None``: every labelled pixel of the image).
-        part: ``train`` or ``val``.
+        part: ``train``, ``val`` or ``test``.
         readable: sample id -> the pixels readable without labels (``None``: all); by default the part's own
             labelled pixels only (the safe reading of a view built without its split, see :meth:`of`).
+        visible: sample id -> the pixels whose values ``load`` hands out (missing or ``None``: all); a val view
+            of a scene gets :meth:`Split.visible` from :meth:`of`.
     """
 
     def __init__(
@@ -111,16 +116,24 @@ class SplitView:
         masks: dict[str, np.ndarray | None],
         part: str,
         readable: Mapping[str, np.ndarray | None] | None = None,
+        visible: Mapping[str, np.ndarray | None] | None = None,
     ) -> None:
         self.dataset = dataset
         self.part = part
         self._masks = masks
-        self._readable = dict(masks if readable is None else readable)
+        self._readable = dict(masks) if readable is None else readable
+        self._visible = visible or {}
 
     @classmethod
     def of(cls, dataset: Dataset, split: Split, part: str) -> SplitView:
-        """The view of ``part`` with the split's readable pixels (:meth:`Split.readable`): the way runs get one."""
-        return cls(dataset, split.parts[part], part, split.readable_masks(part))
+        """The view of ``part`` with the split's readable pixels (:meth:`Split.readable`): the way runs get one.
+
+        A val view also hides the test pixels and their guard band (:meth:`Split.visible`): model selection
+        predicts val images, and on a scene the val and test pixels share one image. Train views need no hiding
+        (training inputs are blanked outside the readable region), and a test view shows the test image whole.
+        """
+        visible = {i: split.visible(i, part) for i in split.parts[part]} if part == "val" else None
+        return cls(dataset, split.parts[part], part, _OnDemand(split.parts[part], split.readable), visible)
 
     def readable(self, sample_id: str) -> np.ndarray | None:
         """Pixels of the sample's cube that may be read without labels (``None``: every pixel).
@@ -132,7 +145,8 @@ class SplitView:
         return self._readable[sample_id]
 
     def transductive(self) -> SplitView:
-        """The same view with every pixel of its images readable (whole scenes); only for ``transductive=true``."""
+        """The same view with every pixel of its images readable and visible (whole scenes); only for
+        ``transductive=true``."""
         return SplitView(self.dataset, self._masks, self.part, dict.fromkeys(self._masks))
 
     @property
@@ -155,14 +169,37 @@ class SplitView:
 
     def load(self, sample_id: str) -> Sample:
         sample = self.dataset.load(sample_id)
-        mask = self._masks[sample_id]
-        if mask is None:
+        mask, visible = self._masks[sample_id], self._visible.get(sample_id)
+        if mask is None and visible is None:
             return sample
-        labels = np.where(mask, sample.labels, self.card.ignore_index)
-        return Sample(sample.id, sample.cube, labels)
+        labels = sample.labels if mask is None else np.where(mask, sample.labels, self.card.ignore_index)
+        return Sample(sample.id, hide_invisible(sample.cube, visible), labels)
 
     def labelled_pixel_count(self) -> int:
         return sum(int((s.labels != self.card.ignore_index).sum()) for s in self)
+
+
+class _OnDemand(Mapping[str, "np.ndarray | None"]):
+    """Per-image masks computed when first asked for (then kept): a segmentation val image is held out whole and
+    has no readable mask to build, so a val view must not build them all up front."""
+
+    def __init__(self, ids: Iterable[str], compute: Callable[[str], np.ndarray | None]) -> None:
+        self._ids = tuple(ids)
+        self._compute = compute
+        self._done: dict[str, np.ndarray | None] = {}
+
+    def __getitem__(self, sample_id: str) -> np.ndarray | None:
+        if sample_id not in self._done:
+            if sample_id not in self._ids:
+                raise KeyError(sample_id)
+            self._done[sample_id] = self._compute(sample_id)
+        return self._done[sample_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 def readable_mask(images: Any, sample_id: str) -> np.ndarray | None:
@@ -182,6 +219,20 @@ def blank_unreadable(cube: np.ndarray, readable: np.ndarray | None) -> np.ndarra
     if readable is None:
         return cube
     return np.where(readable, cube, np.zeros((), dtype=cube.dtype))
+
+
+def hide_invisible(cube: np.ndarray, visible: np.ndarray | None) -> np.ndarray:
+    """``cube`` ``(C, H, W)`` with every pixel outside ``visible`` ``(H, W)`` set to the per-band mean of the visible
+    pixels (``None``: unchanged).
+
+    The mean of raw values, not 0 as in :func:`blank_unreadable`: a val cube is hidden before the strategy's input
+    transform, where a zero spectrum would be an outlier next to the val pixels, while the mean is an ordinary
+    spectrum of the image. It depends on the visible pixels only, so no test or guard value reaches a val score.
+    """
+    if visible is None:
+        return cube
+    fill = cube[:, visible].mean(axis=1, dtype=np.float64) if visible.any() else np.zeros(len(cube))
+    return np.where(visible, cube, fill.astype(cube.dtype)[:, None, None])
 
 
 def transductive_label(label: str, options: Mapping[str, Any]) -> str:

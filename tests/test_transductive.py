@@ -8,6 +8,7 @@ with the blanking switched off, the same poison changes them, so the check can f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,15 @@ def _split(dataset: Dataset, spec: str) -> Split:
     return make_split(dataset, spec, 0, guard=RADIUS, block_size=12)
 
 
-def _poisoned(dataset: Dataset, split: Split) -> Dataset:
-    """The scene with every pixel a strategy may not read without labels set to ``POISON``."""
+def _poisoned(dataset: Dataset, split: Split, *, spare_val: bool = False) -> Dataset:
+    """The scene with every pixel a strategy may not read without labels set to ``POISON`` (with ``spare_val``:
+    only the test pixels and their guard band, which a val view must not show either)."""
     samples = {}
     for sample_id in dataset.sample_ids:
         sample = dataset.load(sample_id)
         readable = split.readable(sample_id)
+        if readable is not None and spare_val and (val := split.parts["val"].get(sample_id)) is not None:
+            readable = readable | val
         cube = sample.cube if readable is None else np.where(readable[None], sample.cube, np.float32(POISON))
         samples[sample_id] = Sample(sample_id, cube.astype(np.float32), sample.labels)
     fingerprint = array_digest(*(a for s in samples.values() for a in (s.cube, s.labels)))
@@ -268,3 +272,89 @@ def test_daft_alignment_ignores_forbidden_pixels() -> None:
     assert alignment(x, readable) == alignment(dirty, readable) > 0
     assert alignment(x, None) != alignment(dirty, None)
     assert alignment(x, torch.zeros_like(readable)) == 0.0
+
+
+# ------------------------------------------------------------------------------------- model selection on scenes
+def test_a_val_view_of_a_scene_hides_test_and_guard_pixels(tiny_dataset) -> None:
+    """Test and guard pixels become the per-band mean of the rest; val and readable pixels keep their values;
+    transductive and segmentation val views hand out the images unchanged."""
+    dataset = _scene()
+    split = _split(dataset, "kshot=5,disjoint")
+    poisoned = _poisoned(dataset, split, spare_val=True)
+    sample_id = dataset.sample_ids[0]
+    clean, dirty = (SplitView.of(d, split, "val").load(sample_id) for d in (dataset, poisoned))
+    assert clean.cube.tobytes() == dirty.cube.tobytes() and dirty.cube.max() < POISON
+    shown = split.readable(sample_id) | split.parts["val"][sample_id]
+    raw = dataset.load(sample_id).cube
+    assert np.array_equal(clean.cube[:, shown], raw[:, shown]) and not shown.all()
+    np.testing.assert_allclose(clean.cube[:, ~shown], raw[:, shown].mean(axis=1)[:, None].repeat((~shown).sum(), 1),
+                               rtol=1e-6)
+    assert SplitView.of(poisoned, split, "val").transductive().load(sample_id).cube.max() == POISON
+    seg_split = make_split(tiny_dataset, "kshot=2", 0)
+    for sample_id in seg_split.parts["val"]:
+        assert SplitView.of(tiny_dataset, seg_split, "val").load(sample_id).cube is tiny_dataset.load(sample_id).cube
+
+
+def _in_domain_selected(dataset: Dataset, split: Split, tmp_path: Path) -> tuple[dict, bytes]:
+    """in_domain/runet's fit facts (best val score and epoch) and its selected weights."""
+    cls = lookup(STRATEGIES, "in_domain")
+    ctx = RunContext(device=torch.device("cpu"), seeds=SeedStreams(0), work_dir=tmp_path, progress=False)
+    options = {**cls.defaults, "model": "runet", "model_options": {"base_channels": 4}, "epochs": 2,
+               "batch_size": 2, "min_steps_per_epoch": 1, "crop_size": 32}
+    strategy = cls(options, ctx, dataset.card)
+    torch.manual_seed(0)
+    facts = strategy.fit(SplitView.of(dataset, split, "train"), SplitView.of(dataset, split, "val"))
+    return facts, _state_bytes(strategy.learner.network)
+
+
+def test_model_selection_ignores_poisoned_test_and_guard_pixels(tmp_path) -> None:
+    """Predicting the val pixels of a scene (early stopping, best epoch) reads no test or guard value."""
+    dataset = _scene()
+    split = _split(dataset, "kshot=5,disjoint")
+    clean = _in_domain_selected(dataset, split, tmp_path)
+    dirty = _in_domain_selected(_poisoned(dataset, split, spare_val=True), split, tmp_path)
+    assert clean[0]["best_val_miou"] == dirty[0]["best_val_miou"] and clean[0]["best_epoch"] == dirty[0]["best_epoch"]
+    assert clean[1] == dirty[1]
+
+
+def test_stored_val_metrics_ignore_poisoned_test_and_guard_pixels(tmp_path) -> None:
+    """The runner's final val evaluation (and so a sweep's objective) gets the same hiding as the strategy."""
+    from conftest import register_tiny_provider
+
+    from hsbench.registry import DATASETS
+    from hsbench.runner import Runner, RunSpec
+
+    clean_provider = register_tiny_provider("tiny_scene_clean", task="scene", num_images=1, height=48, width=48,
+                                            unlabelled_fraction=0.3, seed=3)
+    runner = Runner(tmp_path / "results", progress=False)
+    options = {"model": "runet", "model_options": {"base_channels": 4}, "epochs": 2, "batch_size": 2,
+               "min_steps_per_epoch": 1, "crop_size": 32}
+    spec = "kshot=5,disjoint,guard=3"
+    try:
+        clean = runner.run(RunSpec("tiny_scene_clean", "in_domain", spec, 0, options))
+        split = Split.load(clean.run_dir / "split")
+        poisoned = _poisoned(clean_provider.open(), split, spare_val=True)
+        DATASETS.register_module(name="tiny_scene_poisoned", module=type("Poisoned", (clean_provider,), {
+            "open": classmethod(lambda cls, **kwargs: poisoned)}), force=True)
+        dirty = runner.run(RunSpec("tiny_scene_poisoned", "in_domain", spec, 0, options))
+    finally:
+        for name in ("tiny_scene_clean", "tiny_scene_poisoned"):
+            DATASETS.module_dict.pop(name, None)
+    assert clean.status == dirty.status == "completed", (clean.error, dirty.error)
+    assert Split.load(dirty.run_dir / "split").hash == split.hash and clean.run_id != dirty.run_id
+    val = [json.loads((o.run_dir / "metrics.json").read_text())["val"] for o in (clean, dirty)]
+    assert val[0] == val[1]
+
+
+def test_only_a_transductive_run_gets_whole_val_scenes(tmp_path, tiny_registered) -> None:
+    """The runner's val view (the strategy's and the final evaluation's) hides test pixels unless transductive."""
+    from hsbench.runner import Runner, RunSpec, _PhaseTimer
+
+    runner = Runner(tmp_path / "results", progress=False)
+    for transductive in (False, True):
+        spec = RunSpec(tiny_registered["scene"], "s2former", "kshot=5", 0, {"transductive": transductive})
+        prepared = runner._prepare(spec, _PhaseTimer())
+        sample_id = prepared.dataset.sample_ids[0]
+        whole = prepared.dataset.load(sample_id).cube
+        assert np.array_equal(prepared.view("val").load(sample_id).cube, whole) == transductive
+        assert np.array_equal(prepared.view("test").load(sample_id).cube, whole)  # predicting test reads it

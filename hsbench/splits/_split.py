@@ -114,6 +114,23 @@ class Split:
         readable.setflags(write=False)
         return readable
 
+    def visible(self, sample_id: str, part: str) -> np.ndarray | None:
+        """Pixels of one image whose values a view of ``part`` hands out (``None``: all of them).
+
+        Everything except the image's test pixels and the guard band around them; the part's own pixels stay
+        visible even inside the band (they are what it scores). Equals ``readable | mask`` of the part. A val view
+        hides the rest (:meth:`hsbench.strategy.SplitView.load`), so predicting a val pixel of a scene, as model
+        selection does, never reads a test pixel; an image without test pixels is visible whole.
+        """
+        test = self.parts["test"].get(sample_id)
+        if test is None:  # no test pixel in this image (a whole test image is never in another part)
+            return None
+        visible = ~guard_band(test, _guard(self.params))
+        if (own := self.parts[part][sample_id]) is not None:
+            visible |= own
+        visible.setflags(write=False)
+        return visible
+
     def readable_masks(self, part: str = "train") -> dict[str, np.ndarray | None]:
         """:meth:`readable` for every image of ``part`` (what a :class:`SplitView` of that part may read)."""
         return {sample_id: self.readable(sample_id) for sample_id in self.parts[part]}
