@@ -6,10 +6,10 @@ classifier (DL3+(PT)); DINOv2 is the modern version of the same bet. The strateg
 
 * ``adapter`` (:mod:`hsbench.adapters`): ``prgb``, ``cie``, ``pca3`` or ``learned``, fitted on labelled train
   pixels only;
-* ``backbone`` (:data:`hsbench.models.rgb_backbones.RGB_BACKBONES`): ``deeplabv3plus_mnv2``, ``dinov2``,
-  ``segformer`` or ``mmseg``, with ``weights`` from a file / folder, or, when none are given, pretrained once on RGB
-  renderings of the labelled ``synthetic_aerial`` source and kept in the zoo (:mod:`hsbench.pretraining.synthetic_rgb`);
-  such runs are labelled ``+synthetic-rgb-pretraining``;
+* ``backbone`` (:data:`hsbench.models.rgb_backbones.RGB_BACKBONES`): ``deeplabv3plus_mnv2``,
+  ``deeplabv3plus_r50`` / ``_r101``, ``dinov2``, ``segformer`` or ``mmseg``, with ``weights`` from a file / folder,
+  or, when none are given, pretrained once on RGB renderings of the labelled ``synthetic_aerial`` source and kept in
+  the zoo (:mod:`hsbench.pretraining.synthetic_rgb`); such runs are labelled ``+synthetic-rgb-pretraining``;
 * ``mode``: ``bb`` fine-tunes everything; ``pt`` freezes everything but the classifier (the frozen part runs in eval
   mode: stored BatchNorm statistics, no dropout). A ``learned`` adapter is not part of the pretrained network and
   trains in both modes.
@@ -108,7 +108,7 @@ class CrossModality(Strategy):
         "DINOv2, SegFormer or mmseg network (HS3-Bench DL3+(BB) / DL3+(PT)); synthetic RGB pretraining by default"
     )
     defaults: ClassVar[dict[str, Any]] = {
-        "backbone": "deeplabv3plus_mnv2",  # deeplabv3plus_mnv2 | dinov2 | segformer | mmseg
+        "backbone": "deeplabv3plus_mnv2",  # deeplabv3plus_mnv2 | _r50 | _r101 | dinov2 | segformer | mmseg
         "backbone_options": {},
         "adapter": "prgb",  # prgb | cie | pca3 | learned
         "adapter_options": {},

@@ -1,14 +1,18 @@
-"""DeepLabV3+ with a MobileNetV2 encoder and a learnable spectral adapter (HS3-Bench's DL3+ baselines).
+"""DeepLabV3+ with a MobileNetV2 or ResNet encoder and a learnable spectral adapter (HS3-Bench's DL3+ baselines).
 
 HS3-Bench feeds hyperspectral cubes to an RGB architecture through a learnable 1x1 convolution from C bands to
 3 channels; the rest is DeepLabV3+ (Chen et al., ECCV 2018): atrous spatial pyramid pooling on the stride-16
 features, a decoder that fuses them with stride-4 features projected to 48 channels, and bilinear up-sampling
 to the input size. Whether the encoder starts from pretrained weights, or stays frozen, is the strategy's choice.
+
+Encoders (:data:`ENCODERS`) and decoders (:data:`DECODER_FUSION_LAYERS`) are registries: ``hsbench``'s decoder
+fuses with two 3x3 convolutions as the DeepLabV3+ paper; ``vainf`` with one, as VainF/DeepLabV3Plus-Pytorch (the
+implementation HS3-Bench trains).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -17,11 +21,35 @@ import torch.nn.functional as F
 
 from hsbench.models._padding import crop_to, pad_to_multiple
 from hsbench.models.mobilenetv2 import MobileNetV2Encoder
+from hsbench.models.resnet import ResNetEncoder
 from hsbench.registry import MODELS
 
-__all__ = ["DeepLabV3Plus", "ASPP"]
+__all__ = ["DeepLabV3Plus", "ASPP", "ENCODERS", "DECODER_FUSION_LAYERS"]
 
 LOW_LEVEL_PROJECTION_CHANNELS = 48  # the DeepLabV3+ paper's choice (Table 1)
+
+
+def _resnet(depth: int) -> Callable[[float, int], nn.Module]:
+    def build(width_mult: float, output_stride: int) -> nn.Module:
+        if width_mult != 1.0:
+            raise ValueError(f"resnet{depth} has no width multiplier (width_mult must be 1.0, got {width_mult})")
+        return ResNetEncoder(depth, 3, output_stride=output_stride)
+
+    return build
+
+
+ENCODERS: dict[str, Callable[[float, int], nn.Module]] = {
+    "mobilenet_v2": lambda width_mult, output_stride: MobileNetV2Encoder(
+        3, width_mult=width_mult, output_stride=output_stride
+    ),
+    "resnet50": _resnet(50),
+    "resnet101": _resnet(101),
+}
+"""``build(width_mult, output_stride)`` of each encoder on three channels; each returns ``(low, high)`` features
+and has ``low_level_channels``, ``out_channels`` and ``output_stride``."""
+
+DECODER_FUSION_LAYERS: dict[str, int] = {"hsbench": 2, "vainf": 1}
+"""3x3 fusion convolutions of each decoder variant: the paper's two, or VainF's (and so HS3-Bench's) one."""
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, *, kernel_size: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -72,15 +100,20 @@ class ASPP(nn.Module):
 
 
 class Decoder(nn.Module):
-    """DeepLabV3+ decoder: up-sample ASPP features to stride 4, fuse with projected low-level features."""
+    """DeepLabV3+ decoder: up-sample ASPP features to stride 4, fuse with projected low-level features.
 
-    def __init__(self, low_level_channels: int, aspp_channels: int) -> None:
+    The fusion input is ``cat([aspp, low])``; VainF concatenates ``[low, aspp]``, which its weight mapping
+    reorders exactly.
+    """
+
+    def __init__(self, low_level_channels: int, aspp_channels: int, *, fusion_layers: int = 2) -> None:
         super().__init__()
         self.low_level_projection = conv_bn_relu(low_level_channels, LOW_LEVEL_PROJECTION_CHANNELS)
-        self.fuse = nn.Sequential(
-            conv_bn_relu(aspp_channels + LOW_LEVEL_PROJECTION_CHANNELS, aspp_channels, kernel_size=3),
-            conv_bn_relu(aspp_channels, aspp_channels, kernel_size=3),
-        )
+        fused = aspp_channels + LOW_LEVEL_PROJECTION_CHANNELS
+        self.fuse = nn.Sequential(*(
+            conv_bn_relu(fused if i == 0 else aspp_channels, aspp_channels, kernel_size=3)
+            for i in range(fusion_layers)
+        ))
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -89,12 +122,14 @@ class Decoder(nn.Module):
 
 @MODELS.register_module(name="deeplabv3plus")
 class DeepLabV3Plus(nn.Module):
-    """DeepLabV3+ (MobileNetV2 encoder) on hyperspectral cubes through a learnable 1x1 band-to-RGB layer.
+    """DeepLabV3+ (MobileNetV2 or ResNet encoder) on hyperspectral cubes through a learnable 1x1 band-to-RGB layer.
 
     Args:
         in_channels: number of spectral bands.
         num_classes: number of output classes.
-        width_mult: MobileNetV2 width multiplier.
+        backbone: encoder, a key of :data:`ENCODERS` (``mobilenet_v2``, ``resnet50``, ``resnet101``).
+        decoder: ``hsbench`` (two 3x3 fusion convolutions, the default) or ``vainf`` (one, as VainF / HS3-Bench).
+        width_mult: MobileNetV2 width multiplier (1.0 for ResNets).
         output_stride: stride of the encoder's high-level features (8, 16 or 32).
         aspp_channels: width of ASPP and decoder.
         aspp_rates: dilation rates at output stride 16; scaled by ``16 / output_stride``. The paper's
@@ -109,17 +144,24 @@ class DeepLabV3Plus(nn.Module):
         in_channels: int,
         num_classes: int,
         *,
+        backbone: str = "mobilenet_v2",
+        decoder: str = "hsbench",
         width_mult: float = 1.0,
         output_stride: int = 16,
         aspp_channels: int = 256,
         aspp_rates: Sequence[int] = (6, 12, 18),
     ) -> None:
         super().__init__()
+        for option, value, known in (("backbone", backbone, ENCODERS), ("decoder", decoder, DECODER_FUSION_LAYERS)):
+            if value not in known:
+                raise ValueError(f"DeepLabV3+ {option} must be one of {', '.join(known)}, got {value!r}")
         self.input_layer = nn.Conv2d(in_channels, 3, kernel_size=1)
-        self.encoder = MobileNetV2Encoder(3, width_mult=width_mult, output_stride=output_stride)
+        self.encoder = ENCODERS[backbone](width_mult, output_stride)
         rates = [max(1, r * 16 // output_stride) for r in aspp_rates]
         self.aspp = ASPP(self.encoder.out_channels, aspp_channels, rates)
-        self.decoder = Decoder(self.encoder.low_level_channels, aspp_channels)
+        self.decoder = Decoder(
+            self.encoder.low_level_channels, aspp_channels, fusion_layers=DECODER_FUSION_LAYERS[decoder]
+        )
         self.classifier = nn.Conv2d(aspp_channels, num_classes, kernel_size=1)
 
     @property

@@ -10,8 +10,11 @@ parameters form its classifier (re-initialised for the target's classes, and the
 ``deeplabv3plus_mnv2`` is hsbench's DeepLabV3+ with its MobileNetV2 encoder fed three channels; it loads three
 weight layouts (:mod:`hsbench.models.rgb_weights`): a torchvision-format ImageNet MobileNetV2 state dict (encoder
 only), a VainF DeepLabV3Plus-Pytorch checkpoint (``model_state``; HS3-Bench's Cityscapes models), and hsbench's
-own names (zoo artifacts). ``dinov2`` and ``segformer`` (:mod:`hsbench.models.hf_backbones`) and ``mmseg``
-(:mod:`hsbench.models.mmseg_backend`) register themselves the same way.
+own names (zoo artifacts). ``deeplabv3plus_r50`` / ``deeplabv3plus_r101`` are the same network with a ResNet
+encoder (HS3-Bench's DL3+ ResNet-101 rows), loading torchvision ImageNet ResNets (encoder only), VainF
+``deeplabv3plus_resnet50/101`` checkpoints and hsbench's names. ``dinov2`` and ``segformer``
+(:mod:`hsbench.models.hf_backbones`) and ``mmseg`` (:mod:`hsbench.models.mmseg_backend`) register themselves the
+same way.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from hsbench.errors import ConfigError
-from hsbench.models.deeplabv3plus import DeepLabV3Plus
+from hsbench.models.deeplabv3plus import DECODER_FUSION_LAYERS, DeepLabV3Plus
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -37,6 +40,7 @@ __all__ = [
     "rgb_backbone",
     "load_matching",
     "build_deeplabv3plus_mnv2",
+    "build_deeplabv3plus_resnet",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -251,3 +255,64 @@ register_rgb_backbone(RGBBackboneSpec(
     weights_help="a torchvision MobileNetV2 state dict (.pth), a VainF DeepLabV3+ checkpoint with 'model_state' "
     "(.pth), or a .safetensors / .pth file in hsbench's own names",
 ))
+
+
+# ------------------------------------------------------------------------------- deeplabv3plus_r50 / _r101
+RESNET_DEFAULTS: dict[str, Any] = {
+    "output_stride": 16,  # 8 dilates layer3 and layer4, 16 only layer4 (torchvision's replace_stride_with_dilation)
+    "aspp_channels": 256,
+    "aspp_rates": [6, 12, 18],  # at output stride 16; doubled at 8 (VainF's 12/24/36)
+    # VainF's (and so HS3-Bench's) decoder, as deeplabv3plus_mnv2's default decoder_layers=1.
+    "decoder": "vainf",
+}
+
+
+def build_deeplabv3plus_resnet(depth: int) -> BuildFn:
+    """``build`` of hsbench's DeepLabV3+ with a ResNet-``depth`` encoder on three-channel images in ``[0, 1]``."""
+
+    def build(num_classes: int, options: dict[str, Any]) -> DeepLabV3Plus:
+        o = {**RESNET_DEFAULTS, **options}
+        if o["decoder"] not in DECODER_FUSION_LAYERS:
+            raise ConfigError(f"decoder must be one of {', '.join(DECODER_FUSION_LAYERS)}, got {o['decoder']!r}")
+        if int(o["output_stride"]) not in (8, 16, 32):
+            raise ConfigError(f"output_stride must be 8, 16 or 32, got {o['output_stride']}")
+        network = DeepLabV3Plus(
+            3, num_classes, backbone=f"resnet{depth}", decoder=str(o["decoder"]),
+            output_stride=int(o["output_stride"]), aspp_channels=int(o["aspp_channels"]),
+            aspp_rates=tuple(int(r) for r in o["aspp_rates"]),
+        )
+        network.input_layer = ImageNormalization()
+        return network
+
+    return build
+
+
+def _resnet_from_weights(depth: int) -> FromWeightsFn:
+    def from_weights(
+        weights: str, num_classes: int, options: dict[str, Any], trusted: bool
+    ) -> tuple[nn.Module, WeightReport]:
+        from hsbench.models.rgb_weights import detect_layout, read_checkpoint, resnet_layouts
+
+        state = read_checkpoint(weights, trusted=trusted)
+        layout = detect_layout(state, resnet_layouts(depth), source=weights)
+        converted = layout.convert(state)
+        network = build_deeplabv3plus_resnet(depth)(num_classes, {**options, **layout.implied_options(converted)})
+        return network, load_matching(
+            network, converted, skip=("classifier.",), source=weights, layout=layout.name,
+            expected_random=layout.expected_random, expected_unused=layout.expected_unused,
+        )
+
+    return from_weights
+
+
+for _depth in (50, 101):
+    register_rgb_backbone(RGBBackboneSpec(
+        name=f"deeplabv3plus_r{_depth}",
+        description=f"DeepLabV3+ with a ResNet-{_depth} encoder (HS3-Bench's DL3+ ResNet), ImageNet / VainF weights",
+        build=build_deeplabv3plus_resnet(_depth),
+        from_weights=_resnet_from_weights(_depth),
+        classifier=("classifier.",),
+        default_options=RESNET_DEFAULTS,
+        weights_help=f"a torchvision ResNet-{_depth} state dict (.pth), a VainF deeplabv3plus_resnet{_depth} "
+        "checkpoint with 'model_state' (.pth), or a .safetensors / .pth file in hsbench's own names",
+    ))

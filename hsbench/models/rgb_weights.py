@@ -1,4 +1,4 @@
-"""Reading RGB weight files and mapping their key layouts onto ``deeplabv3plus_mnv2``.
+"""Reading RGB weight files and mapping their key layouts onto ``deeplabv3plus_mnv2`` / ``_r50`` / ``_r101``.
 
 Layouts (key-name facts of the public projects; no code of theirs is used):
 
@@ -12,6 +12,10 @@ Layouts (key-name facts of the public projects; no code of theirs is used):
   three atrous branches), ``classifier.aspp.convs.4`` (image pooling: conv without bias, BN),
   ``classifier.aspp.project``, ``classifier.classifier.0/1`` (3x3 fusion conv, BN on ``cat([low, aspp])``) and
   ``classifier.classifier.3`` (the 1x1 classifier).
+* ``torchvision_resnet``: ``conv1``, ``bn1``, ``layer1..4`` (``Bottleneck`` blocks: ``conv1..3``, ``bn1..3``,
+  ``downsample.0/1``) and ``fc`` (ImageNet linear layer, unused); hsbench's ResNet encoder has the same names.
+* ``vainf_deeplabv3plus`` with a ResNet (``deeplabv3plus_resnet50/101``): the backbone is torchvision's ResNet
+  under ``backbone.`` (no ``fc``), the head as above with 2048 / 256 input channels.
 * ``hsbench``: this project's own names (zoo artifacts, files saved from the network).
 
 Mapping VainF onto hsbench's DeepLabV3+ needs two exact transformations besides renaming: the image-pooling BN is
@@ -33,8 +37,11 @@ import torch
 
 from hsbench.errors import ConfigError, DataError
 from hsbench.models.mobilenetv2 import LOW_LEVEL_END
+from hsbench.models.resnet import RESNET_STAGES
 
-__all__ = ["read_checkpoint", "WeightLayout", "MNV2_LAYOUTS", "detect_layout", "CHECKPOINT_CONTAINERS"]
+__all__ = [
+    "read_checkpoint", "WeightLayout", "MNV2_LAYOUTS", "resnet_layouts", "detect_layout", "CHECKPOINT_CONTAINERS",
+]
 
 CHECKPOINT_CONTAINERS = ("model_state", "state_dict", "model")
 """Keys under which checkpoints nest their state dict: VainF, mmengine / Lightning, generic."""
@@ -109,14 +116,21 @@ _TORCHVISION_RULES = [
     (r"features\.(\d+)\.(.+)", lambda m: f"encoder.features.{m[1]}.{m[2]}" if int(m[1]) <= 17 else m[0]),
 ]
 
-_VAINF_RULES = [
-    (r"backbone\.low_level_features\.(\d+)\.(.+)", lambda m: f"encoder.features.{m[1]}.{m[2]}"),
-    (r"backbone\.high_level_features\.(\d+)\.(.+)", lambda m: f"encoder.features.{int(m[1]) + LOW_LEVEL_END}.{m[2]}"),
+_VAINF_HEAD_RULES = [
     (r"classifier\.project\.([01])\.(.+)", lambda m: f"decoder.low_level_projection.{m[1]}.{m[2]}"),
     (r"classifier\.aspp\.convs\.([0-3])\.(.+)", lambda m: f"aspp.branches.{m[1]}.{m[2]}"),
     (r"classifier\.aspp\.project\.([01])\.(.+)", lambda m: f"aspp.project.0.{m[1]}.{m[2]}"),
     (r"classifier\.classifier\.([01])\.(.+)", lambda m: f"decoder.fuse.0.{m[1]}.{m[2]}"),
     (r"classifier\.classifier\.3\.(.+)", lambda m: f"classifier.{m[1]}"),
+]
+_VAINF_RULES = [
+    (r"backbone\.low_level_features\.(\d+)\.(.+)", lambda m: f"encoder.features.{m[1]}.{m[2]}"),
+    (r"backbone\.high_level_features\.(\d+)\.(.+)", lambda m: f"encoder.features.{int(m[1]) + LOW_LEVEL_END}.{m[2]}"),
+    *_VAINF_HEAD_RULES,
+]
+_VAINF_RESNET_RULES = [
+    (r"backbone\.((?:conv1|bn1|layer[1-4])\..+)", lambda m: f"encoder.{m[1]}"),
+    *_VAINF_HEAD_RULES,
 ]
 
 
@@ -133,19 +147,25 @@ def _fold_pooling_bn(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
-def _vainf_convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    foreign = sorted(k for k in state if k.startswith("backbone.") and "_level_features." not in k)
-    if foreign:
-        raise ConfigError(
-            f"this VainF checkpoint has a backbone other than MobileNetV2 (e.g. {foreign[0]}); "
-            "deeplabv3plus_mnv2 loads only deeplabv3plus_mobilenet checkpoints"
-        )
+def _vainf_head(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """VainF's head tensors made exact for hsbench's: pooling BN folded, fusion input channels reordered."""
     state = _fold_pooling_bn(dict(state))
     fuse = state.get("classifier.classifier.0.weight")
     if fuse is not None:  # VainF fuses cat([low (48), aspp]); hsbench fuses cat([aspp, low (48)])
         low = state["classifier.project.0.weight"].shape[0]
         state["classifier.classifier.0.weight"] = torch.cat([fuse[:, low:], fuse[:, :low]], dim=1)
-    return _rename(state, _VAINF_RULES)
+    return state
+
+
+def _vainf_convert(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    foreign = sorted(k for k in state if k.startswith("backbone.") and "_level_features." not in k)
+    if foreign:
+        resnet = " (a ResNet: use deeplabv3plus_r50 / deeplabv3plus_r101)" if "backbone.layer1." in foreign[0] else ""
+        raise ConfigError(
+            f"this VainF checkpoint has a backbone other than MobileNetV2 (e.g. {foreign[0]}){resnet}; "
+            "deeplabv3plus_mnv2 loads only deeplabv3plus_mobilenet checkpoints"
+        )
+    return _rename(_vainf_head(state), _VAINF_RULES)
 
 
 MNV2_LAYOUTS: tuple[WeightLayout, ...] = (
@@ -168,6 +188,65 @@ MNV2_LAYOUTS: tuple[WeightLayout, ...] = (
     ),
 )
 """Layouts ``deeplabv3plus_mnv2`` recognises, tried in order."""
+
+
+def _resnet_depth_check(depth: int, prefix: str) -> Callable[[dict[str, torch.Tensor]], None]:
+    """Refuse a ResNet of another depth (told apart by ``layer3``'s block count) with the backbone to use."""
+    blocks = {stages[2]: d for d, stages in RESNET_STAGES.items()}
+
+    def check(state: dict[str, torch.Tensor]) -> None:
+        found = {int(m[1]) for k in state if (m := re.match(re.escape(prefix) + r"layer3\.(\d+)\.", k))}
+        if found and (n := max(found) + 1) != RESNET_STAGES[depth][2]:
+            other = f"deeplabv3plus_r{blocks[n]}" if n in blocks else "no registered backbone"
+            raise ConfigError(
+                f"these weights are a ResNet with {n} layer3 blocks, not ResNet-{depth} "
+                f"({RESNET_STAGES[depth][2]}); they fit {other}"
+            )
+
+    return check
+
+
+def _resnet_options(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    options: dict[str, Any] = {"decoder": "hsbench" if any(k.startswith("decoder.fuse.1.") for k in state) else "vainf"}
+    if "aspp.project.0.0.weight" in state:
+        options["aspp_channels"] = int(state["aspp.project.0.0.weight"].shape[0])
+    return options
+
+
+def resnet_layouts(depth: int) -> tuple[WeightLayout, ...]:
+    """Layouts ``deeplabv3plus_r{depth}`` recognises, tried in order; a ResNet of another depth is refused."""
+    vainf_check, plain_check = _resnet_depth_check(depth, "backbone."), _resnet_depth_check(depth, "")
+    encoder_check = _resnet_depth_check(depth, "encoder.")
+
+    def vainf(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if any(k.startswith("backbone.") and "_level_features." in k for k in state):
+            raise ConfigError("this VainF checkpoint has a MobileNetV2 backbone; use backbone deeplabv3plus_mnv2")
+        vainf_check(state)
+        return _rename(_vainf_head(state), _VAINF_RESNET_RULES)
+
+    def torchvision(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        plain_check(state)
+        return {f"encoder.{k}" if k.startswith(("conv1.", "bn1.", "layer")) else k: v for k, v in state.items()}
+
+    def own(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        encoder_check(state)
+        return dict(state)
+
+    return (
+        WeightLayout("hsbench", lambda keys: "encoder.conv1.weight" in keys, own, _resnet_options),
+        WeightLayout(
+            "vainf_deeplabv3plus", lambda keys: any(k.startswith("classifier.aspp.convs.") for k in keys),
+            vainf, _resnet_options,
+        ),
+        WeightLayout(
+            "torchvision_resnet",
+            lambda keys: {"conv1.weight", "layer1.0.conv1.weight"} <= keys,
+            torchvision,
+            lambda s: {},
+            expected_random=("aspp.", "decoder."),  # an ImageNet classifier network has no segmentation head
+            expected_unused=("fc.",),
+        ),
+    )
 
 
 def detect_layout(state: dict[str, torch.Tensor], layouts: tuple[WeightLayout, ...], *, source: str) -> WeightLayout:
