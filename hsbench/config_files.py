@@ -87,6 +87,14 @@ def did_you_mean(name: str, valid: Iterable[str], cutoff: float = 0.5) -> str:
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
+def require_choice(option: str, value: Any, valid: Iterable[str]) -> str:
+    """``value`` if it names one of ``valid``, else a one-line ConfigError with the closest names."""
+    valid = sorted(str(v) for v in valid)
+    if value not in valid:
+        raise ConfigError(f"unknown {option} {value!r}{did_you_mean(str(value), valid)}; valid: {', '.join(valid)}")
+    return str(value)
+
+
 def reject_unknown_keys(raw: Mapping[Any, Any], allowed: Iterable[str], owner: str) -> None:
     """One error naming the first unknown key, its closest valid keys and all allowed keys."""
     allowed = sorted(allowed)

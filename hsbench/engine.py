@@ -17,18 +17,18 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from hsbench import distributed as dist_utils
 from hsbench.errors import ConfigError, DataError
+from hsbench.losses import LossFn, cross_entropy
+from hsbench.precision import autocast_dtype, check_precision
 from hsbench.strategy import RunContext
 
 __all__ = ["EngineConfig", "TrainResult", "Trainer", "OPTIMIZERS", "SCHEDULES", "masked_cross_entropy", "hflip_batch"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 OptimizerBuilder = Callable[[Iterable[nn.Parameter], "EngineConfig"], torch.optim.Optimizer]
 
 OPTIMIZERS: dict[str, OptimizerBuilder] = {
@@ -63,11 +63,13 @@ class EngineConfig:
         schedule: a key of :data:`SCHEDULES`.
         schedule_interval: ``"step"`` updates the learning rate every iteration, ``"epoch"`` once per epoch.
         warmup_epochs: linear warm-up length, before the schedule starts.
-        grad_clip_norm: clip the global gradient norm to this value; ``None`` disables clipping.
+        grad_clip_norm: clip the global gradient norm to this value; ``None`` disables clipping (HS3-Bench has
+            none).
         early_stopping_patience: stop after this many evaluations without improvement; ``None`` disables.
         eval_every: evaluate every this many epochs (the last epoch is always evaluated).
         hflip_p: per-sample probability of a horizontal flip (HS3-Bench's RU-Net recipe: 0.1).
-        amp: bf16 autocast on CUDA (ignored on CPU, which stays float32).
+        precision: a key of :data:`hsbench.precision.PRECISIONS`: ``bf16`` (the default) or ``fp16`` autocast
+            on CUDA, ``fp16`` with a gradient scaler; ``fp32`` no autocast. CPU always trains in float32.
         num_workers: DataLoader worker processes.
     """
 
@@ -83,13 +85,16 @@ class EngineConfig:
     early_stopping_patience: int | None = 15
     eval_every: int = 1
     hflip_p: float = 0.0
-    amp: bool = True
+    precision: str = "bf16"
     num_workers: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("schedule_interval", self.schedule_interval, ("step", "epoch"))
+        check_precision(self.precision)
+        if self.grad_clip_norm is not None and not self.grad_clip_norm > 0:
+            raise ConfigError(f"grad_clip_norm must be > 0 or None (no clipping), got {self.grad_clip_norm}")
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -129,18 +134,13 @@ class TrainResult:
 
 
 def masked_cross_entropy(ignore_index: int) -> LossFn:
-    """Cross-entropy averaged over labelled pixels only.
+    """Cross-entropy averaged over labelled pixels only (:func:`hsbench.losses.cross_entropy`'s default).
 
     ``F.cross_entropy(reduction="mean")`` divides by the number of labelled pixels, which is 0/0 = NaN for a
     batch without labels (common with sparse few-shot labels); summing and dividing by at least one makes such
     a batch contribute zero loss and zero gradient instead.
     """
-
-    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
-        return total / (target != ignore_index).sum().clamp_min(1)
-
-    return loss
+    return cross_entropy(ignore_index)
 
 
 def hflip_batch(
@@ -253,9 +253,15 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.cfg.amp and self.ctx.device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        dtype = autocast_dtype(self.cfg.precision, self.ctx.device.type)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.ctx.device.type, dtype=dtype)
+
+    def _grad_scaler(self) -> torch.amp.GradScaler:
+        """Scales fp16 losses so small gradients do not underflow; a pass-through for every other precision."""
+        enabled = autocast_dtype(self.cfg.precision, self.ctx.device.type) == torch.float16
+        return torch.amp.GradScaler(self.ctx.device.type, enabled=enabled)
 
     # ---------------------------------------------------------------------------------------------- the loop
     def fit(self, train_set: Dataset, evaluate: Callable[[nn.Module], float]) -> TrainResult:
@@ -283,6 +289,7 @@ class Trainer:
         network = self._wrap(self.model)
         optimizer = OPTIMIZERS[self.cfg.optimizer](self.model.parameters(), self.cfg)
         scheduler = self._make_scheduler(optimizer, len(loader))
+        scaler = self._grad_scaler()
         flips = torch.Generator().manual_seed((self.ctx.seeds.int_seed("augment") + dist_utils.rank()) % 2**63)
         deadline = None if self.ctx.time_budget_s is None else start + self.ctx.time_budget_s
 
@@ -298,7 +305,7 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 if sampler is not None:
                     sampler.set_epoch(epoch)
-                loss, out_of_time = self._train_epoch(network, loader, optimizer, scheduler, flips, deadline)
+                loss, out_of_time = self._train_epoch(network, loader, optimizer, scheduler, scaler, flips, deadline)
                 if out_of_time:
                     stopped = STOP_BUDGET
                     break
@@ -343,6 +350,7 @@ class Trainer:
         loader: DataLoader,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
         flips: torch.Generator,
         deadline: float | None,
     ) -> tuple[float, bool]:
@@ -359,10 +367,12 @@ class Trainer:
             with self._autocast():
                 loss = self.loss_fn(network(cube, *readable), target)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if cfg.grad_clip_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
                 torch.nn.utils.clip_grad_norm_(network.parameters(), cfg.grad_clip_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             loss_sum += loss.detach()
             steps += 1

@@ -20,7 +20,7 @@ import torch.nn as nn
 from hsbench.data.transforms import PixelTransform
 from hsbench.engine import OPTIMIZERS, EngineConfig, Trainer
 from hsbench.evaluation import view_miou
-from hsbench.learners import DenseNetworkLearner, TransformedView, engine_config
+from hsbench.learners import DenseNetworkLearner, TransformedView, engine_config, training_loss
 from hsbench.registry import MODELS, lookup
 from hsbench.strategy import SplitView
 
@@ -115,7 +115,8 @@ class FinetuneLearner(DenseNetworkLearner):
             engine_config(cfg, hflip_default=getattr(head_cls, "recipe_hflip_p", 0.0), optimizer="adamw_lr_scaled"),
             eval_every=int(cfg["finetune_eval_every"]),
         )
-        trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index)
+        trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index,
+                          loss_fn=training_loss(cfg, train, self.card))
         result = trainer.fit(
             TransformedView(train, _float32, out_channels=self.card.num_bands,
                             min_items=int(cfg["min_steps_per_epoch"]) * engine_cfg.batch_size,

@@ -13,14 +13,18 @@ import numpy as np
 import torch
 from sklearn.svm import SVC
 
+from hsbench.config_files import require_choice
 from hsbench.data.card import DatasetCard
 from hsbench.data.transforms import PixelTransform, collect_labelled_pixels
 from hsbench.engine import EngineConfig, Trainer
 from hsbench.evaluation import view_miou
+from hsbench.losses import CLASS_WEIGHTINGS, LOSS_REDUCTIONS, LossFn, class_weights, cross_entropy, label_histogram
+from hsbench.precision import check_precision
 from hsbench.registry import MODELS, lookup
 from hsbench.strategy import RunContext, SplitView, blank_unreadable, readable_mask
 
-__all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView", "TRAINING_DEFAULTS", "engine_config"]
+__all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView", "TRAINING_DEFAULTS", "engine_config",
+           "training_loss"]
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -136,14 +140,31 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "weight_decay": 0.0,
     "schedule": "cosine",
-    "grad_clip_norm": 1.0,
+    "grad_clip_norm": 1.0,  # none / 0: no clipping (HS3-Bench has none)
     "early_stopping_patience": 15,
     "hflip_p": None,  # None: the network's recipe (RU-Net 0.1, others 0.0)
     # With few labelled images an epoch is repeated to at least this many optimiser steps.
     "min_steps_per_epoch": 4,
     "crop_size": "auto",  # full images for segmentation datasets, 64-pixel crops for scenes
+    # Loss and precision (hsbench.losses, hsbench.precision). HS3-Bench: class_weighting none (ins / isns
+    # offered), loss_reduction all, precision fp32 (fp16 on HCV2), grad_clip_norm none.
+    "class_weighting": "none",  # none | ins | isns, from the labelled train pixels
+    "loss_reduction": "labelled",  # labelled | all (the mean over every pixel, ignored ones included)
+    "precision": "bf16",  # bf16 | fp16 | fp32 autocast on CUDA; CPU trains in fp32
 }
 """Training options shared by every strategy that trains a dense network (merge into ``Strategy.defaults``)."""
+
+
+def _option(cfg: dict[str, Any], name: str) -> Any:
+    """``cfg[name]``, or its shared default for recipes that predate the option (e.g. synthetic RGB pretraining)."""
+    return cfg.get(name, TRAINING_DEFAULTS[name])
+
+
+def grad_clip(value: Any) -> float | None:
+    """``grad_clip_norm`` as the engine takes it: ``None``, ``0`` and ``"none"`` all disable clipping."""
+    if value is None or value == 0 or (isinstance(value, str) and value.lower() == "none"):
+        return None
+    return float(value)
 
 
 def engine_config(cfg: dict[str, Any], *, hflip_default: float = 0.0, optimizer: str = "adamw") -> EngineConfig:
@@ -155,15 +176,41 @@ def engine_config(cfg: dict[str, Any], *, hflip_default: float = 0.0, optimizer:
         lr=float(cfg["lr"]),
         weight_decay=float(cfg["weight_decay"]),
         schedule=str(cfg["schedule"]),
-        grad_clip_norm=cfg["grad_clip_norm"],
+        grad_clip_norm=grad_clip(cfg["grad_clip_norm"]),
         early_stopping_patience=cfg["early_stopping_patience"],
         hflip_p=float(hflip_default if hflip is None else hflip),
         optimizer=optimizer,
+        precision=str(_option(cfg, "precision")),
     )
+
+
+def check_loss_options(cfg: dict[str, Any]) -> tuple[str, str]:
+    """``class_weighting`` and ``loss_reduction``, checked (with ``precision``) before any data is read."""
+    check_precision(str(_option(cfg, "precision")))
+    return (require_choice("class_weighting", _option(cfg, "class_weighting"), CLASS_WEIGHTINGS),
+            require_choice("loss_reduction", _option(cfg, "loss_reduction"), LOSS_REDUCTIONS))
+
+
+def training_loss(cfg: dict[str, Any], train: SplitView, card: DatasetCard) -> LossFn:
+    """The cross-entropy of the ``class_weighting`` and ``loss_reduction`` options.
+
+    Class weights count the labelled pixels of the train view only (``SplitView.load`` already sets every pixel
+    outside the train part to the ignore index), read once before training, without augmentation or crops.
+    """
+    weighting, reduction = check_loss_options(cfg)
+    weights = None
+    if CLASS_WEIGHTINGS[weighting] is not None:
+        histogram = label_histogram((train.load(i).labels for i in train.sample_ids), card.num_classes)
+        weights = class_weights(weighting, histogram)
+    return cross_entropy(card.ignore_index, weights, reduction)
 
 
 class DenseNetworkLearner(Learner):
     """A segmentation network from ``MODELS`` trained by the engine with model selection on val mIoU."""
+
+    def __init__(self, cfg: dict[str, Any], ctx: RunContext, card: DatasetCard) -> None:
+        super().__init__(cfg, ctx, card)
+        check_loss_options(cfg)  # a misspelt option fails at construction, not after the data is loaded
 
     def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
         model_cls = lookup(MODELS, self.cfg["model"])
@@ -185,7 +232,8 @@ class DenseNetworkLearner(Learner):
         """Train ``network`` (its frozen parameters stay as they are) on ``transform(cube)``; facts to store."""
         self.network = network.to(self.ctx.device)
         cfg = engine_config(self.cfg, hflip_default=hflip_default, optimizer=optimizer)
-        trainer = Trainer(self.network, cfg, self.ctx, ignore_index=self.card.ignore_index)
+        trainer = Trainer(self.network, cfg, self.ctx, ignore_index=self.card.ignore_index,
+                          loss_fn=training_loss(self.cfg, train, self.card))
         result = trainer.fit(
             TransformedView(
                 train,

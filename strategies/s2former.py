@@ -134,7 +134,8 @@ class S2Former(Strategy):
         "lr": 1e-3,
         "encoder_lr_scale": 0.5,  # pretrained weights take smaller steps than the fresh head
         "weight_decay": 0.01,
-        "grad_clip_norm": 1.0,
+        "grad_clip_norm": 1.0,  # none / 0: no clipping
+        "precision": "bf16",  # bf16 | fp16 | fp32 autocast on CUDA (hsbench.precision); CPU trains in fp32
         "early_stopping_patience": 8,
         "eval_every": 2,
         "hflip_p": 0.0,
