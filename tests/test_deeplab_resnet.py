@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from checkpoint_states import bn_state, conv_state, vainf_head_state
 
 from hsbench.errors import ConfigError
 from hsbench.models.deeplabv3plus import DeepLabV3Plus
@@ -39,34 +40,22 @@ def _formula_parameters(depth: int) -> int:
     return total + FC
 
 
-def _bn(prefix: str, channels: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    return {
-        f"{prefix}.weight": 0.2 + 0.5 * torch.rand(channels, generator=gen),
-        f"{prefix}.bias": 0.1 * torch.randn(channels, generator=gen),
-        f"{prefix}.running_mean": 0.1 * torch.randn(channels, generator=gen),
-        f"{prefix}.running_var": 0.5 + torch.rand(channels, generator=gen),
-        f"{prefix}.num_batches_tracked": torch.tensor(100),
-    }
-
-
-def _conv(name: str, out: int, inp: int, k: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    return {name: torch.randn(out, inp, k, k, generator=gen) * (2.0 / (inp * k * k)) ** 0.5}
 
 
 def torchvision_resnet_state(depth: int, seed: int = 0, prefix: str = "") -> dict[str, torch.Tensor]:
     """torchvision ``resnet{depth}`` key names and shapes (``fc`` only without a prefix, as VainF drops it)."""
     gen = torch.Generator().manual_seed(seed)
-    state = _conv(f"{prefix}conv1.weight", 64, 3, 7, gen) | _bn(f"{prefix}bn1", 64, gen)
+    state = conv_state(f"{prefix}conv1.weight", 64, 3, 7, gen) | bn_state(f"{prefix}bn1", 64, gen)
     channels = 64
     for stage, (width, blocks) in enumerate(zip(WIDTHS, BLOCKS[depth], strict=True), start=1):
         for b in range(blocks):
             p = f"{prefix}layer{stage}.{b}"
-            state |= _conv(f"{p}.conv1.weight", width, channels, 1, gen) | _bn(f"{p}.bn1", width, gen)
-            state |= _conv(f"{p}.conv2.weight", width, width, 3, gen) | _bn(f"{p}.bn2", width, gen)
-            state |= _conv(f"{p}.conv3.weight", 4 * width, width, 1, gen) | _bn(f"{p}.bn3", 4 * width, gen)
+            state |= conv_state(f"{p}.conv1.weight", width, channels, 1, gen) | bn_state(f"{p}.bn1", width, gen)
+            state |= conv_state(f"{p}.conv2.weight", width, width, 3, gen) | bn_state(f"{p}.bn2", width, gen)
+            state |= conv_state(f"{p}.conv3.weight", 4 * width, width, 1, gen) | bn_state(f"{p}.bn3", 4 * width, gen)
             if b == 0:
-                state |= _conv(f"{p}.downsample.0.weight", 4 * width, channels, 1, gen)
-                state |= _bn(f"{p}.downsample.1", 4 * width, gen)
+                state |= conv_state(f"{p}.downsample.0.weight", 4 * width, channels, 1, gen)
+                state |= bn_state(f"{p}.downsample.1", 4 * width, gen)
             channels = 4 * width
     if not prefix:
         state["fc.weight"] = 0.01 * torch.randn(1000, 2048, generator=gen)
@@ -78,17 +67,8 @@ def vainf_resnet_state(depth: int, num_classes: int, seed: int = 1) -> dict[str,
     """A VainF ``deeplabv3plus_resnet{depth}`` ``model_state``: torchvision's ResNet under ``backbone.``, the head."""
     gen = torch.Generator().manual_seed(seed + 100)
     state = torchvision_resnet_state(depth, seed, prefix="backbone.")
-    h = "classifier"
-    state |= _conv(f"{h}.project.0.weight", 48, 256, 1, gen) | _bn(f"{h}.project.1", 48, gen)
-    state |= _conv(f"{h}.aspp.convs.0.0.weight", 256, 2048, 1, gen) | _bn(f"{h}.aspp.convs.0.1", 256, gen)
-    for branch in (1, 2, 3):
-        state |= _conv(f"{h}.aspp.convs.{branch}.0.weight", 256, 2048, 3, gen)
-        state |= _bn(f"{h}.aspp.convs.{branch}.1", 256, gen)
-    state |= _conv(f"{h}.aspp.convs.4.1.weight", 256, 2048, 1, gen) | _bn(f"{h}.aspp.convs.4.2", 256, gen)
-    state |= _conv(f"{h}.aspp.project.0.weight", 256, 1280, 1, gen) | _bn(f"{h}.aspp.project.1", 256, gen)
-    state |= _conv(f"{h}.classifier.0.weight", 256, 304, 3, gen) | _bn(f"{h}.classifier.1", 256, gen)
-    state |= _conv(f"{h}.classifier.3.weight", num_classes, 256, 1, gen)
-    state[f"{h}.classifier.3.bias"] = 0.1 * torch.randn(num_classes, generator=gen)
+    state |= vainf_head_state(256, 2048, num_classes, gen)
+    state["classifier.classifier.3.bias"] = 0.1 * torch.randn(num_classes, generator=gen)
     return state
 
 

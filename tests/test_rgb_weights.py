@@ -12,6 +12,7 @@ import pytest
 import safetensors.torch
 import torch
 import torch.nn.functional as F
+from checkpoint_states import bn_state, conv_state, vainf_head_state
 
 from hsbench.errors import ConfigError
 from hsbench.models.rgb_backbones import IMAGENET_MEAN, IMAGENET_STD, rgb_backbone
@@ -24,35 +25,23 @@ torch.set_num_threads(1)
 _BLOCKS = ((1, 16, 1), (6, 24, 2), (6, 32, 3), (6, 64, 4), (6, 96, 3), (6, 160, 3), (6, 320, 1))
 
 
-def _bn(prefix: str, channels: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    return {
-        f"{prefix}.weight": 0.5 + torch.rand(channels, generator=gen),
-        f"{prefix}.bias": 0.1 * torch.randn(channels, generator=gen),
-        f"{prefix}.running_mean": 0.1 * torch.randn(channels, generator=gen),
-        f"{prefix}.running_var": 0.5 + torch.rand(channels, generator=gen),
-        f"{prefix}.num_batches_tracked": torch.tensor(100),
-    }
-
-
-def _conv(name: str, out: int, inp: int, k: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    return {name: torch.randn(out, inp, k, k, generator=gen) * (2.0 / (inp * k * k)) ** 0.5}
 
 
 def torchvision_mobilenet_v2_state(seed: int = 0) -> dict[str, torch.Tensor]:
     """A state dict with torchvision ``mobilenet_v2`` key names and shapes (width 1.0, 1000 classes)."""
     gen = torch.Generator().manual_seed(seed)
-    state = {**_conv("features.0.0.weight", 32, 3, 3, gen), **_bn("features.0.1", 32, gen)}
+    state = {**conv_state("features.0.0.weight", 32, 3, 3, gen), **bn_state("features.0.1", 32, gen)}
     index, channels = 1, 32
     for t, c, n in _BLOCKS:
         for _ in range(n):
             hidden, p, layer = channels * t, f"features.{index}.conv", 0
             if t != 1:
-                state |= _conv(f"{p}.0.0.weight", hidden, channels, 1, gen) | _bn(f"{p}.0.1", hidden, gen)
+                state |= conv_state(f"{p}.0.0.weight", hidden, channels, 1, gen) | bn_state(f"{p}.0.1", hidden, gen)
                 layer = 1
-            state |= _conv(f"{p}.{layer}.0.weight", hidden, 1, 3, gen) | _bn(f"{p}.{layer}.1", hidden, gen)
-            state |= _conv(f"{p}.{layer + 1}.weight", c, hidden, 1, gen) | _bn(f"{p}.{layer + 2}", c, gen)
+            state |= conv_state(f"{p}.{layer}.0.weight", hidden, 1, 3, gen) | bn_state(f"{p}.{layer}.1", hidden, gen)
+            state |= conv_state(f"{p}.{layer + 1}.weight", c, hidden, 1, gen) | bn_state(f"{p}.{layer + 2}", c, gen)
             index, channels = index + 1, c
-    state |= _conv("features.18.0.weight", 1280, 320, 1, gen) | _bn("features.18.1", 1280, gen)
+    state |= conv_state("features.18.0.weight", 1280, 320, 1, gen) | bn_state("features.18.1", 1280, gen)
     state["classifier.1.weight"] = 0.01 * torch.randn(1000, 1280, generator=gen)
     state["classifier.1.bias"] = torch.zeros(1000)
     return state
@@ -70,17 +59,8 @@ def vainf_deeplabv3plus_mobilenet_state(num_classes: int = 19, seed: int = 1) ->
             state[f"backbone.low_level_features.{index}.{rest}"] = value
         elif int(index) < 18:
             state[f"backbone.high_level_features.{int(index) - 4}.{rest}"] = value
-    head = "classifier"
-    state |= _conv(f"{head}.project.0.weight", 48, 24, 1, gen) | _bn(f"{head}.project.1", 48, gen)
-    state |= _conv(f"{head}.aspp.convs.0.0.weight", 256, 320, 1, gen) | _bn(f"{head}.aspp.convs.0.1", 256, gen)
-    for branch in (1, 2, 3):
-        state |= _conv(f"{head}.aspp.convs.{branch}.0.weight", 256, 320, 3, gen)
-        state |= _bn(f"{head}.aspp.convs.{branch}.1", 256, gen)
-    state |= _conv(f"{head}.aspp.convs.4.1.weight", 256, 320, 1, gen) | _bn(f"{head}.aspp.convs.4.2", 256, gen)
-    state |= _conv(f"{head}.aspp.project.0.weight", 256, 1280, 1, gen) | _bn(f"{head}.aspp.project.1", 256, gen)
-    state |= _conv(f"{head}.classifier.0.weight", 256, 304, 3, gen) | _bn(f"{head}.classifier.1", 256, gen)
-    state |= _conv(f"{head}.classifier.3.weight", num_classes, 256, 1, gen)
-    state[f"{head}.classifier.3.bias"] = torch.zeros(num_classes)
+    state |= vainf_head_state(24, 320, num_classes, gen)
+    state["classifier.classifier.3.bias"] = torch.zeros(num_classes)
     return state
 
 
