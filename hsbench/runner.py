@@ -28,6 +28,7 @@ import torch
 import hsbench
 from hsbench.claims import RUNS_SUITE, CellClaims, Hold, hold
 from hsbench.data.dataset import Dataset
+from hsbench.data.dataset_spec import open_dataset
 from hsbench.distributed import is_main_process, rank
 from hsbench.errors import HsbenchError
 from hsbench.evaluation import evaluate_view
@@ -36,7 +37,6 @@ from hsbench.metrics import compute_metrics, per_class_metrics
 from hsbench.names import path_component
 from hsbench.options import config_hash
 from hsbench.provenance import git_commit, hardware_and_builds
-from hsbench.registry import DATASETS, lookup
 from hsbench.seeding import SeedStreams
 from hsbench.splits import Split, make_split, parse_split_spec
 from hsbench.store import ResultsStore, default_database
@@ -169,9 +169,8 @@ class Runner:
         self._last_split: tuple[tuple[str, str, int], Split] | None = None
 
     def dataset(self, name: str) -> Dataset:
-        if name not in self._datasets:
-            provider = lookup(DATASETS, name)
-            self._datasets[name] = provider.open(data_root=self.data_root)
+        if name not in self._datasets:  # NAME[:key=value,...]: dataset options (hsbench.data.dataset_spec)
+            self._datasets[name] = open_dataset(name, self.data_root)
         return self._datasets[name]
 
     def _split(self, dataset: Dataset, spec: RunSpec) -> Split:
@@ -183,7 +182,8 @@ class Runner:
 
     def _prepare(self, spec: RunSpec, timer: _PhaseTimer) -> _Prepared:
         """Resolve options, open the dataset and make the split; the run id hashes all of it."""
-        strategy_cls, options = resolve_strategy(spec.strategy, spec.options)  # typos fail before data is read
+        # Typos fail before data is read; the dataset picks a recipe's per-dataset values.
+        strategy_cls, options = resolve_strategy(spec.strategy, spec.options, spec.dataset)
         parse_split_spec(spec.split)
         with timer.phase("load"):
             dataset = self.dataset(spec.dataset)

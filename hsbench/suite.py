@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from hsbench.config_files import did_you_mean, parse_config_text, reject_unknown_keys
+from hsbench.data.dataset_spec import dataset_provider
 from hsbench.errors import ConfigError, UnknownNameError
 from hsbench.names import check_name
 from hsbench.options import config_hash
-from hsbench.registry import DATASETS, lookup
 from hsbench.runner import RunSpec
 from hsbench.splits import parse_split_spec
 from hsbench.strategy import TRANSDUCTIVE_MARK, resolve_strategy, transductive_label
@@ -117,7 +117,7 @@ class Suite:
                 for split in self.splits_of(entry):
                     for variant in self.variants:
                         options = {**entry.options, **variant.options}
-                        resolved = resolve_strategy(variant.strategy, options)[1]
+                        resolved = resolve_strategy(variant.strategy, options, entry.name)[1]
                         key = {"dataset": entry.name, "strategy": variant.strategy, "options": resolved,
                                "split": split, "seed": seed}
                         yield Cell(self.name, position, entry.name, variant.strategy, variant.label, split, seed,
@@ -223,7 +223,7 @@ def _parse_dataset(item: Any, source: str) -> DatasetEntry:
         raise ConfigError(f"suite {source}: a dataset entry is a name or a mapping with 'name', got {item!r}")
     reject_unknown_keys(item, _DATASET_KEYS, f"suite {source} dataset {item.get('name')!r}")
     name = str(item["name"])
-    lookup(DATASETS, name)  # unknown names fail here, with the closest valid names
+    dataset_provider(name)  # unknown names fail here, with the closest valid names (NAME[:key=value,...])
     splits = _parse_splits(item["splits"], f"suite {source} dataset {name!r}") if "splits" in item else None
     return DatasetEntry(name, splits, dict(item.get("options") or {}))
 
@@ -244,10 +244,10 @@ def _parse_variant(item: Any, source: str) -> Variant:
 def _check_combinations(suite: Suite) -> None:
     """Every dataset's options fit every strategy, and every official split exists on its dataset's card."""
     for entry in suite.datasets:
-        card = lookup(DATASETS, entry.name).card
+        card = dataset_provider(entry.name).card
         for split in suite.splits_of(entry):
             spec = parse_split_spec(split)
             if spec.kind == "official":
                 card.official(spec.name)
         for variant in suite.variants:
-            resolve_strategy(variant.strategy, {**entry.options, **variant.options})
+            resolve_strategy(variant.strategy, {**entry.options, **variant.options}, entry.name)

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from hsbench.data.card import DatasetCard
+from hsbench.data.dataset_spec import dataset_provider
 from hsbench.errors import HsbenchError, UnknownNameError
 from hsbench.evidence import UnitConfusions
 from hsbench.faults import redact_url
 from hsbench.options import config_hash
-from hsbench.registry import DATASETS, lookup
 from hsbench.report.labels_used import with_labels_used
 from hsbench.store import ResultsStore
 from hsbench.suite import Suite
@@ -112,7 +112,7 @@ class ReportData:
 
 def _card_or_none(name: str) -> DatasetCard | None:
     try:
-        return lookup(DATASETS, name).card
+        return dataset_provider(name).card
     except UnknownNameError:
         return None
 

@@ -24,6 +24,7 @@ from hsbench.splits._pixels import (
     masks_from_refs,
     merge_orders,
 )
+from hsbench.splits._samplers import DEFAULT_SAMPLER, IMAGE_SAMPLERS, image_share
 from hsbench.splits._spec import SplitSpec, parse_split_spec
 from hsbench.splits._split import PARTS, Parts, Split, split_hash
 
@@ -41,7 +42,7 @@ class _Drawn:
 
     parts: Parts
     coverage: dict[str, list[int]]
-    params: dict[str, int]
+    params: dict[str, int | str]
     excluded: list[int] = field(default_factory=list)
 
 
@@ -94,6 +95,9 @@ def make_split(
         if parsed.disjoint and guard is None:
             raise ConfigError(f"{card.name}: {parsed} needs a guard band: write guard=N in the spec or pass guard= "
                               "(hsbench run passes the largest spatial context of the registered strategies)")
+        if parsed.sampler != DEFAULT_SAMPLER:
+            raise ConfigError(f"{card.name}: sampler={parsed.sampler} draws whole images; a scene dataset's "
+                              "fraction draws pixels, so drop the sampler")
         drawn = _scene(dataset, parsed, seed, guard or 0, block_size)
     spec_text = str(parsed)
     excluded = tuple(drawn.excluded)
@@ -140,27 +144,22 @@ def _official(dataset: Dataset, spec: SplitSpec) -> _Drawn:
 
 
 def _image_fraction(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:
-    """A nested subset of the official training images: a prefix of one seeded permutation.
+    """A nested subset of the official training images, drawn by the spec's sampler (default: a prefix of one
+    seeded permutation; see :data:`IMAGE_SAMPLERS`).
 
     With ``val=matched`` the val images are cut the same way (their own permutation, so train is unchanged).
     """
     lists = _official_lists(dataset, None)
     if not lists["train"]:
         raise ConfigError(f"{dataset.card.name}: the official split has no training images to take a fraction of")
-    lists["train"] = _image_share(lists["train"], spec.fraction, SeedStreams(seed).rng("split"))
+    sampler = IMAGE_SAMPLERS[spec.sampler]
+    lists["train"] = sampler.draw(lists["train"], spec.fraction, seed)
     if spec.val == "matched" and lists["val"]:
-        lists["val"] = _image_share(lists["val"], spec.fraction, _val_rng(seed))
+        lists["val"] = image_share(lists["val"], spec.fraction, _val_rng(seed))
     parts, coverage = {}, {}
     for part in PARTS:
         parts[part], coverage[part] = _whole_images(dataset, lists[part])
-    return _Drawn(parts, coverage, {})
-
-
-def _image_share(ids: tuple[str, ...], p: float, rng: np.random.Generator) -> tuple[str, ...]:
-    """``ceil(p n)`` (at least one) of ``ids`` by a seeded permutation, in their original order (nested in p)."""
-    order = rng.permutation(len(ids))
-    chosen = set(order[: max(1, ceil_share(p, len(ids)))].tolist())
-    return tuple(sample_id for i, sample_id in enumerate(ids) if i in chosen)
+    return _Drawn(parts, coverage, dict(sampler.params))
 
 
 def _image_kshot(dataset: Dataset, spec: SplitSpec, seed: int) -> _Drawn:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from hsbench.errors import ConfigError
+from hsbench.splits._samplers import DEFAULT_SAMPLER, IMAGE_SAMPLERS
 
 __all__ = ["SplitSpec", "parse_split_spec", "SPLIT_KINDS", "VAL_PROTOCOLS", "DEFAULT_MIN_TEST"]
 
@@ -44,6 +45,8 @@ class SplitSpec:
         val: val protocol, one of :data:`VAL_PROTOCOLS`.
         min_test: test pixels a class needs to enter a ``kshot`` split (``None``: :data:`DEFAULT_MIN_TEST`).
         cap: ``half``: no class is excluded, but at most half of a class goes to train (``kshot`` only).
+        sampler: how a ``fraction`` split picks its training images, a key of
+            :data:`hsbench.splits._samplers.IMAGE_SAMPLERS` (``cross_domain_2026``: the 2026 study's draw).
     """
 
     kind: str
@@ -55,6 +58,7 @@ class SplitSpec:
     val: str = "full"
     min_test: int | None = None
     cap: str | None = None
+    sampler: str = DEFAULT_SAMPLER
 
     def __post_init__(self) -> None:
         if self.kind not in SPLIT_KINDS:
@@ -91,6 +95,17 @@ class SplitSpec:
             raise ConfigError(f"cap only goes with kshot and takes the value 'half', got cap={self.cap!r}")
         if self.cap is not None and self.min_test is not None:
             raise ConfigError("give either cap=half (keep every class) or min_test=N (exclude small classes)")
+        self._check_sampler()
+
+    def _check_sampler(self) -> None:
+        if self.sampler not in IMAGE_SAMPLERS:
+            raise ConfigError(f"unknown sampler {self.sampler!r}; samplers are {', '.join(IMAGE_SAMPLERS)}")
+        if self.sampler == DEFAULT_SAMPLER:
+            return
+        if self.kind != "fraction":
+            raise ConfigError(f"sampler={self.sampler} only goes with fraction=p splits, not {self.kind}")
+        if self.val != "full" and not IMAGE_SAMPLERS[self.sampler].matched_val:
+            raise ConfigError(f"sampler={self.sampler} keeps the full val list, as its study does; drop val={self.val}")
 
     @property
     def test_minimum(self) -> int:
@@ -111,7 +126,8 @@ class SplitSpec:
         else:
             head = f"kshot={self.k}" + (",disjoint" if self.disjoint else "")
         options = [("guard", self.guard), ("val", None if self.val == "full" else self.val),
-                   ("min_test", self.min_test), ("cap", self.cap)]
+                   ("min_test", self.min_test), ("cap", self.cap),
+                   ("sampler", None if self.sampler == DEFAULT_SAMPLER else self.sampler)]
         return head + "".join(f",{key}={value}" for key, value in options if value is not None)
 
 
@@ -119,7 +135,7 @@ def _whole(value: object, low: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-_OPTION_KEYS = ("guard", "val", "min_test", "cap")
+_OPTION_KEYS = ("guard", "val", "min_test", "cap", "sampler")
 
 
 def parse_split_spec(text: str) -> SplitSpec:
@@ -155,6 +171,7 @@ def parse_split_spec(text: str) -> SplitSpec:
         "val": values.get("val", "full"),
         "min_test": _parse_count(values["min_test"], text, "min_test") if "min_test" in values else None,
         "cap": values.get("cap"),
+        "sampler": values.get("sampler", DEFAULT_SAMPLER),
     }
     if head.lower().startswith("official"):
         rest = head[len("official") :].strip()

@@ -43,7 +43,9 @@ class Split:
         coverage: part -> labelled pixels per class (length K).
         hash: SHA-256 over dataset, spec, seed, params, ids, masks and coverage (see :func:`split_hash`).
         params: options that shaped the masks but are not in the spec string (``guard`` and ``block_size`` of a
-            disjoint split, the ``min_test`` of a scene kshot split), so a saved split says how it was made.
+            disjoint split, the ``min_test`` of a scene kshot split; for ``sampler=cross_domain_2026`` the sampler,
+            its fixed ``draw_seed`` 42 and ``seed_independent`` 1: every run seed gets the same images), so a saved
+            split says how it was made.
         excluded: classes left out of the split (in no part) because they were too small for it; the metrics of
             its runs average over the other classes (see :attr:`evaluated_classes`).
     """
@@ -54,7 +56,7 @@ class Split:
     parts: Parts
     coverage: dict[str, list[int]]
     hash: str
-    params: dict[str, int] = field(default_factory=dict)
+    params: dict[str, int | str] = field(default_factory=dict)
     excluded: tuple[int, ...] = ()
 
     @property
@@ -221,7 +223,7 @@ class Split:
                 parts=parts,
                 coverage={part: [int(n) for n in record["coverage"][part]] for part in PARTS},
                 hash=str(record["hash"]),
-                params={str(k): int(v) for k, v in record.get("params", {}).items()},
+                params={str(k): _param(v) for k, v in record.get("params", {}).items()},
                 excluded=tuple(int(c) for c in record.get("excluded_classes", [])),
             )
         except DataError:
@@ -238,7 +240,12 @@ class Split:
         return split
 
 
-def _guard(params: dict[str, int]) -> int:
+def _param(value: object) -> int | str:
+    """A split param: a name (``sampler``) stays text, a number is an int (as before names, so old hashes hold)."""
+    return value if isinstance(value, str) else int(value)  # type: ignore[call-overload]
+
+
+def _guard(params: dict[str, int | str]) -> int:
     """Guard band (pixels) around a split's test pixels: ``guard`` or, in older splits, ``patch_radius``."""
     return int(params.get("guard", params.get("patch_radius", 0)))
 
@@ -264,7 +271,7 @@ def split_hash(
     seed: int,
     parts: Parts,
     coverage: dict[str, list[int]],
-    params: dict[str, int],
+    params: dict[str, int | str],
     excluded: Sequence[int] = (),
 ) -> str:
     """SHA-256 of everything that defines a split, each field length-prefixed so no two splits can collide.
@@ -283,7 +290,7 @@ def split_hash(
     feed(dataset)
     feed(spec)
     feed(str(int(seed)))
-    feed(json.dumps({k: int(v) for k, v in params.items()}, sort_keys=True))
+    feed(json.dumps({k: _param(v) for k, v in params.items()}, sort_keys=True))
     if excluded:
         feed("excluded")
         feed(json.dumps([int(c) for c in excluded]))

@@ -20,6 +20,11 @@ Classes
     becomes the ignore index 255. Raw ids above 10 are an error.
 Splits
     HS3-Bench's lists: 451 / 150 / 151 images (split ``official``).
+Wavelengths option
+    ``hsi_drive:wavelengths=cross_domain_2026`` replaces the true centres by the linear 535-975 nm vector
+    (``np.linspace(535, 975, 25)`` in cube order) that the 2026 cross-domain study fed HyperSL
+    (``crossdomainhsi/datasets/spectralbands/wave_hsidrive.csv``). That vector is the study's error, kept only to
+    reproduce its numbers; it changes the dataset fingerprint, so such runs never mix with true-wavelength runs.
 Formats
     ``raw``: ``Image_dataset/cubes_fl32/<name>_TC.mat`` (variable ``cube``, float32 (25, H, W), MATLAB v5 or
     v7.3) with ``Image_dataset/labels/<name>.png`` (8-bit ids); a sample is a label image (unlabelled cubes
@@ -29,12 +34,12 @@ Formats
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from hsbench.data.card import DatasetCard
-from hsbench.data.dataset import Sample
+from hsbench.data.dataset import Dataset, Sample
 from hsbench.data.hs3bench._card import hs3bench_card
 from hsbench.data.hs3bench.arrays import to_sample
 from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
@@ -42,12 +47,13 @@ from hsbench.data.hs3bench.resources import read_official_split, read_wavelength
 from hsbench.data.labels import IGNORE_INDEX, read_label_image
 from hsbench.data.matfile import read_mat_array
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
+from hsbench.data.wavelength_variants import TRUE_WAVELENGTHS, with_wavelengths
 from hsbench.errors import DataError
 from hsbench.registry import DATASETS
 
 __all__ = [
     "HsiDrive", "HsiDriveFormat", "HSI_DRIVE_CARD", "HSI_DRIVE_RAW_LABEL_MAP", "BAND_23_NM", "CUBE_KEY",
-    "image_dataset_dir",
+    "image_dataset_dir", "WAVELENGTH_VARIANTS",
 ]
 
 CUBE_KEY = "cube"
@@ -106,6 +112,13 @@ def _wavelengths_nm() -> tuple[float, ...]:
     return tuple(bands)
 
 
+WAVELENGTH_VARIANTS: dict[str, tuple[float, ...]] = {
+    # The 2026 cross-domain study's wave_hsidrive.csv: 535 + i * 440 / 24 nm, i = 0..24, equal to this in float32.
+    "cross_domain_2026": tuple(float(w) for w in np.linspace(535.0, 975.0, 25)),
+}
+"""Wrong band-centre vectors that published results used, by ``wavelengths=`` option value (see the card)."""
+
+
 HSI_DRIVE_CARD = hs3bench_card(
     "hsi_drive",
     h5_prefix="hsidrive",
@@ -145,3 +158,8 @@ class HsiDrive(RealDatasetProvider):
 
     card = HSI_DRIVE_CARD
     formats = {"raw": HsiDriveFormat(), "hs3bench_h5": Hs3BenchH5Format("hsidrive")}
+
+    @classmethod
+    def open(cls, *, data_root: Path | None = None, wavelengths: str = TRUE_WAVELENGTHS, **options: Any) -> Dataset:
+        """The prepared dataset; ``wavelengths=cross_domain_2026`` swaps in that study's wrong linear vector."""
+        return with_wavelengths(super().open(data_root=data_root, **options), wavelengths, WAVELENGTH_VARIANTS)
