@@ -193,16 +193,18 @@ class FrozenFeatures:
         cache: the dataset's feature cache, if any.
         batch_pixels: pixels per forward pass.
         device: where the model runs.
+        transform: ``standardize`` (default) or ``raw``: the features unchanged.
     """
 
     def __init__(
         self, model: torch.nn.Module, wavelengths_nm: tuple[float, ...], *, cache: FeatureCache | None = None,
-        batch_pixels: int = 8192, device: torch.device | None = None,
+        batch_pixels: int = 8192, device: torch.device | None = None, transform: str = "standardize",
     ) -> None:
         self.model, self.cache = model, cache
         self.wavelengths_nm = np.asarray(wavelengths_nm, dtype=np.float32)
         self.batch_pixels, self.device = batch_pixels, device
-        self.standardize = PixelTransform("standardize")
+        self.standardize = PixelTransform(transform)
+        """The fitted feature transform: ``standardize``, or ``raw`` (identity, as the 2026 study feeds them)."""
         self.computed = 0
         """Cubes computed here rather than read from the cache."""
 
@@ -222,7 +224,7 @@ class FrozenFeatures:
         return self
 
     def apply(self, cube: np.ndarray) -> np.ndarray:
-        """Standardised features ``(D, H, W)`` float32 of a cube."""
+        """Features ``(D, H, W)`` float32 of a cube, through the fitted transform."""
         return self.standardize.apply(self.raw(cube))
 
     def channels(self, in_channels: int) -> int:

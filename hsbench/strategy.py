@@ -37,6 +37,7 @@ import torch
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Dataset, Sample
 from hsbench.options import merge_options
+from hsbench.recipes import recipe_options
 from hsbench.registry import STRATEGIES, lookup, names
 from hsbench.seeding import SeedStreams
 
@@ -296,14 +297,22 @@ class Strategy:
         return {}
 
 
-def resolve_strategy(name: str, options: Mapping[str, Any]) -> tuple[type[Strategy], dict[str, Any]]:
+def resolve_strategy(
+    name: str, options: Mapping[str, Any], dataset: str | None = None
+) -> tuple[type[Strategy], dict[str, Any]]:
     """The registered strategy class and its defaults with ``options`` applied.
 
+    A ``recipe`` option's preset (:mod:`hsbench.recipes`) is merged between the defaults and ``options``, so the
+    user's options win and the resolved options show the expanded values; ``dataset`` picks its per-dataset ones.
+
     Raises:
-        UnknownNameError: no strategy of that name; ConfigError: an option key the strategy does not have.
+        UnknownNameError: no strategy of that name; ConfigError: an option key the strategy does not have, or an
+        unknown recipe.
     """
     strategy_cls = lookup(STRATEGIES, name)
-    return strategy_cls, merge_options(strategy_cls.defaults, options, owner=f"strategy {name!r}")
+    owner = f"strategy {name!r}"
+    preset = recipe_options(name, strategy_cls.defaults, options, dataset)
+    return strategy_cls, merge_options(merge_options(strategy_cls.defaults, preset, owner=owner), options, owner=owner)
 
 
 def default_guard() -> int:

@@ -69,7 +69,9 @@ class _Mode:
         return {**self.cfg, "model": HEADS[self.cfg["head"]], "model_options": dict(self.cfg["head_options"])}
 
     def fitted_features(self, features: FrozenFeatures, train: SplitView) -> FrozenFeatures:
-        """``features`` with its standardisation fitted on labelled train pixels."""
+        """``features`` with its standardisation fitted on labelled train pixels (nothing to fit when raw)."""
+        if self.cfg["feature_input"] == "raw":
+            return features
         samples = (Sample(s.id, features.raw(s.cube), s.labels) for s in train)
         pixels, _ = collect_labelled_pixels(
             samples, self.card.ignore_index, max_pixels=int(self.cfg["max_fit_pixels"]),
@@ -92,7 +94,8 @@ class _Frozen(_Mode):
         cache = FeatureCache(checkpoint_hash=checkpoint_hash, dataset_fingerprint=dataset.fingerprint,
                              wavelengths_nm=self.card.wavelengths_nm)
         features = FrozenFeatures(fm, self.card.wavelengths_nm, cache=cache,
-                                  batch_pixels=int(self.cfg["feature_batch_pixels"]), device=self.ctx.device)
+                                  batch_pixels=int(self.cfg["feature_batch_pixels"]), device=self.ctx.device,
+                                  transform=self.cfg["feature_input"])
         stats = cache.build(dataset, features.extract, progress=self.ctx.progress)
         self.ctx.logger.info("features: %s in %.1f s (%s)", "cache hit" if stats["feature_cache_hit"] else
                              "extracted", stats["feature_seconds"], cache.folder)
@@ -110,7 +113,7 @@ class _Finetune(_Mode):
 
     def fit(self, fm: SpectralFM, checkpoint_hash: str, train: SplitView, val: SplitView) -> dict[str, Any]:
         features = FrozenFeatures(fm, self.card.wavelengths_nm, batch_pixels=int(self.cfg["feature_batch_pixels"]),
-                                  device=self.ctx.device)
+                                  device=self.ctx.device, transform=self.cfg["feature_input"])
         self.learner = FinetuneLearner(self.head_cfg(), self.ctx, self.card)
         return self.learner.fit_with(fm, self.fitted_features(features, train).standardize, train, val)
 
@@ -119,6 +122,8 @@ class _Finetune(_Mode):
 
 
 MODES: dict[str, type[_Mode]] = {"frozen": _Frozen, "finetune": _Finetune}
+FEATURE_INPUTS: dict[str, str] = {"standardize": "fitted on labelled train pixels", "raw": "as the model outputs them"}
+"""How frozen features enter the head (``feature_input``)."""
 
 
 @STRATEGIES.register_module(name="cross_domain")
@@ -131,6 +136,7 @@ class CrossDomain(Strategy):
         "frozen cached features + RU-Net / DeepLabV3+ / MLP head, or fine-tuned with the head"
     )
     defaults: ClassVar[dict[str, Any]] = {
+        "recipe": "hsbench",  # hsbench | hs3bench | cross_domain_2026 (hsbench.recipes; expanded under user options)
         "mode": "frozen",  # frozen | finetune
         "head": "runet",  # runet | unet | deeplabv3plus | mlp
         "head_options": {},
@@ -152,6 +158,7 @@ class CrossDomain(Strategy):
         "pretrain_seed": 0,
         "pretrain_options": _PRETRAIN_OPTIONS,  # weight_decay, decoder, norm_target, band views
         "feature_batch_pixels": 8192,
+        "feature_input": "standardize",  # standardize | raw (the 2026 study feeds frozen features raw)
         **TRAINING_DEFAULTS,  # the in_domain training recipe (hsbench.learners)
         "max_fit_pixels": 200_000,
         # Fine-tuning: the FM learns at fm_lr_scale x lr, on random crops, validated every few epochs.
@@ -170,6 +177,7 @@ class CrossDomain(Strategy):
         super().__init__(cfg, ctx, card)
         _check_choice("mode", cfg["mode"], MODES)
         _check_choice("head", cfg["head"], HEADS)
+        _check_choice("feature_input", cfg["feature_input"], FEATURE_INPUTS)
         self.fm_config = fm_config(str(cfg["fm_size"]), dict(cfg["fm_options"]))
         self.mode = MODES[cfg["mode"]](self)
 

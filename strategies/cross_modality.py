@@ -108,6 +108,7 @@ class CrossModality(Strategy):
         "DINOv2, SegFormer or mmseg network (HS3-Bench DL3+(BB) / DL3+(PT)); synthetic RGB pretraining by default"
     )
     defaults: ClassVar[dict[str, Any]] = {
+        "recipe": "hsbench",  # hsbench | hs3bench | cross_domain_2026 (hsbench.recipes; expanded under user options)
         "backbone": "deeplabv3plus_mnv2",  # deeplabv3plus_mnv2 | _r50 | _r101 | dinov2 | segformer | mmseg
         "backbone_options": {},
         "adapter": "prgb",  # prgb | cie | pca3 | learned

@@ -35,6 +35,7 @@ class InDomain(Strategy):
     )
     defaults: ClassVar[dict[str, Any]] = {
         "model": "runet",
+        "recipe": "hsbench",  # hsbench | hs3bench | cross_domain_2026 (hsbench.recipes; expanded under user options)
         "input": "standardize",
         "model_options": {},
         **TRAINING_DEFAULTS,  # the in_domain training recipe (hsbench.learners)

@@ -41,7 +41,7 @@ def make_objective(
     Each trial fits through :meth:`Runner.validate` (no test view, nothing stored among runs); its log goes to
     ``trials_dir/trial-NNNN/log.txt`` and its work files are deleted afterwards.
     """
-    strategy_cls, options = resolve_strategy(definition.strategy, definition.overrides)
+    strategy_cls, options = resolve_strategy(definition.strategy, definition.overrides, definition.dataset)
     pinned = pinned_parameters(strategy_cls, options, definition.overrides)
 
     def objective(trial: optuna.Trial) -> float:
