@@ -209,12 +209,23 @@ def _read_safetensors(path: Path, *, trusted: bool) -> tuple[dict[str, torch.Ten
         raise DataError(f"weights file {path} is truncated or corrupt: {type(exc).__name__}: {exc}") from None
 
 
-def _read_torch(path: Path, *, trusted: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+_TRUST_HINT = " (if it pickles other objects and you trust its source, set weights_trusted=true)"
+
+
+def load_torch_checkpoint(
+    path: Path, *, trusted: bool, what: str = "torch checkpoint", trust_hint: str = _TRUST_HINT
+) -> Any:
+    """``torch.load`` on the CPU, with ``weights_only`` unless ``trusted``; a failure is one ``ConfigError`` naming
+    ``what`` and the file (plus ``trust_hint`` when not ``trusted``)."""
     try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=not trusted)
+        return torch.load(str(path), map_location="cpu", weights_only=not trusted)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ... for untrusted or corrupt files
-        hint = "" if trusted else " (if it pickles other objects and you trust its source, set weights_trusted=true)"
-        raise ConfigError(f"cannot read torch checkpoint {path}: {type(exc).__name__}: {exc}{hint}") from None
+        hint = "" if trusted else trust_hint
+        raise ConfigError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}{hint}") from None
+
+
+def _read_torch(path: Path, *, trusted: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    checkpoint = load_torch_checkpoint(path, trusted=trusted)
     state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{path} holds no state dict (expected a dict, or a dict with key 'model')")

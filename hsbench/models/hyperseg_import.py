@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from hsbench.errors import ConfigError
 from hsbench.models.spectral_fm_import import ImportReport, load_matching, strip_prefixes
-from hsbench.zoo import check_user_file
+from hsbench.zoo import check_user_file, load_torch_checkpoint
 
 __all__ = [
     "HYPERSEG_KEY_RULES", "hyperseg_to_hsbench", "read_hyperseg_checkpoint", "load_state", "load_hyperseg_weights",
@@ -76,11 +76,10 @@ def read_hyperseg_checkpoint(
         raise ConfigError(f"hyperseg checkpoint {path} does not exist")
     if expected_sha256:
         check_user_file(path, expected_sha256)
-    try:
-        checkpoint = torch.load(str(path), map_location="cpu", weights_only=not trusted)
-    except Exception as exc:  # UnpicklingError for non-tensor objects under weights_only, RuntimeError if corrupt
-        hint = "" if trusted else " (if you trust its source, set model_options.weights_trusted=true)"
-        raise ConfigError(f"cannot read hyperseg checkpoint {path}: {type(exc).__name__}: {exc}{hint}") from None
+    checkpoint = load_torch_checkpoint(
+        path, trusted=trusted, what="hyperseg checkpoint",
+        trust_hint=" (if you trust its source, set model_options.weights_trusted=true)",
+    )
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{path} holds no state dict (expected a Lightning checkpoint or a dict of tensors)")

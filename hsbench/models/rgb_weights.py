@@ -38,6 +38,7 @@ import torch
 from hsbench.errors import ConfigError, DataError
 from hsbench.models.mobilenetv2 import LOW_LEVEL_END
 from hsbench.models.resnet import RESNET_STAGES
+from hsbench.zoo import load_torch_checkpoint
 
 __all__ = [
     "read_checkpoint", "WeightLayout", "MNV2_LAYOUTS", "resnet_layouts", "detect_layout", "CHECKPOINT_CONTAINERS",
@@ -63,11 +64,7 @@ def read_checkpoint(weights: str | Path, *, trusted: bool = False) -> dict[str, 
             return safetensors.torch.load_file(str(path))
         except Exception as exc:  # SafetensorError for a truncated or corrupt file
             raise DataError(f"weights file {path} is truncated or corrupt: {type(exc).__name__}: {exc}") from None
-    try:
-        checkpoint: Any = torch.load(str(path), map_location="cpu", weights_only=not trusted)
-    except Exception as exc:  # UnpicklingError, RuntimeError, ... for untrusted or corrupt files
-        hint = "" if trusted else " (if it pickles other objects and you trust its source, set weights_trusted=true)"
-        raise ConfigError(f"cannot read torch checkpoint {path}: {type(exc).__name__}: {exc}{hint}") from None
+    checkpoint: Any = load_torch_checkpoint(path, trusted=trusted)
     while isinstance(checkpoint, dict):
         inner = next((checkpoint[k] for k in CHECKPOINT_CONTAINERS if isinstance(checkpoint.get(k), dict)), None)
         if inner is None:

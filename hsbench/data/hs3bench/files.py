@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hsbench.errors import DataError
 
-__all__ = ["index_files"]
+__all__ = ["index_files", "layout_dir"]
 
 
 def index_files(raw_dir: Path, pattern: str, key: Callable[[Path], str], *, what: str) -> dict[str, Path]:
@@ -30,3 +30,19 @@ def index_files(raw_dir: Path, pattern: str, key: Callable[[Path], str], *, what
     if not found:
         raise DataError(f"{raw_dir}: no {what} ({pattern}) anywhere below this folder")
     return dict(sorted(found.items()))
+
+
+def layout_dir(raw_dir: Path, nested: str, children: tuple[str, str], *, dataset: str) -> Path:
+    """The folder holding both ``children``: ``raw_dir/nested`` or ``raw_dir`` itself.
+
+    Raises:
+        DataError: neither folder holds both children.
+    """
+    for base in (raw_dir / nested, raw_dir):
+        if all((base / child).is_dir() for child in children):
+            return base
+    first, second = children
+    raise DataError(
+        f"{raw_dir}: no {dataset} layout here; expected {nested}/{first}/ and {nested}/{second}/ inside this folder, "
+        f"or {first}/ and {second}/ directly in it"
+    )

@@ -42,6 +42,7 @@ from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Dataset, Sample
 from hsbench.data.hs3bench._card import hs3bench_card
 from hsbench.data.hs3bench.arrays import to_sample
+from hsbench.data.hs3bench.files import layout_dir
 from hsbench.data.hs3bench.h5_format import Hs3BenchH5Format
 from hsbench.data.hs3bench.resources import read_official_split, read_wavelengths_nm
 from hsbench.data.labels import IGNORE_INDEX, read_label_image
@@ -68,13 +69,7 @@ HSI_DRIVE_RAW_LABEL_MAP = {
 
 def image_dataset_dir(raw_dir: Path) -> Path:
     """The ``Image_dataset`` folder: ``raw_dir/Image_dataset`` or ``raw_dir`` itself."""
-    for base in (raw_dir / "Image_dataset", raw_dir):
-        if (base / "cubes_fl32").is_dir() and (base / "labels").is_dir():
-            return base
-    raise DataError(
-        f"{raw_dir}: no HSI-Drive layout here; expected Image_dataset/cubes_fl32/ and Image_dataset/labels/ "
-        "inside this folder, or cubes_fl32/ and labels/ directly in it"
-    )
+    return layout_dir(raw_dir, "Image_dataset", ("cubes_fl32", "labels"), dataset="HSI-Drive")
 
 
 class HsiDriveFormat(SourceFormat):

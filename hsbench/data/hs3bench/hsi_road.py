@@ -36,6 +36,7 @@ import numpy as np
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample
 from hsbench.data.hs3bench.arrays import to_sample
+from hsbench.data.hs3bench.files import layout_dir
 from hsbench.data.hs3bench.resources import evaluated_classes, read_official_split
 from hsbench.data.labels import IGNORE_INDEX
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
@@ -54,13 +55,7 @@ _UINT8_SCALE = 255.0
 
 def hsi_road_dir(raw_dir: Path) -> Path:
     """The folder holding ``images/`` and ``masks/``: ``raw_dir/hsi_road`` or ``raw_dir`` itself."""
-    for base in (raw_dir / "hsi_road", raw_dir):
-        if (base / "images").is_dir() and (base / "masks").is_dir():
-            return base
-    raise DataError(
-        f"{raw_dir}: no HSI-Road layout here; expected hsi_road/images/ and hsi_road/masks/ inside this folder, "
-        "or images/ and masks/ directly in it"
-    )
+    return layout_dir(raw_dir, "hsi_road", ("images", "masks"), dataset="HSI-Road")
 
 
 class HsiRoadFormat(SourceFormat):
