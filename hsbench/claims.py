@@ -235,12 +235,7 @@ class CellClaims:
             .values(state="running", attempts=row.attempts + 1, worker=worker.token, host=worker.host,
                     pid=worker.pid, heartbeat_at=now, finished_at=None, error=None)
         )
-
-        def attempt() -> bool:
-            with self.engine.begin() as conn:
-                return conn.execute(statement).rowcount == 1
-
-        return retry_transient(attempt, "claiming a cell")
+        return self._update_one(statement, "claiming a cell")
 
     def _owned_update(self, claimed: ClaimedCell, worker: WorkerId, **values: Any) -> bool:
         """Update a cell only while ``worker`` still holds it; ``False`` means the claim was taken over.
@@ -256,12 +251,16 @@ class CellClaims:
                    & c.state.in_(states) & (c.attempts == claimed.attempts))
             .values(**values)
         )
+        return self._update_one(statement, "updating a claimed cell")
+
+    def _update_one(self, statement: Any, what: str) -> bool:
+        """Run an update in its own transaction (retried through transient faults); whether it changed one row."""
 
         def attempt() -> bool:
             with self.engine.begin() as conn:
                 return conn.execute(statement).rowcount == 1
 
-        return retry_transient(attempt, "updating a claimed cell")
+        return retry_transient(attempt, what)
 
     def beat(self, claimed: ClaimedCell, worker: WorkerId) -> bool:
         """Refresh the heartbeat of a held cell."""

@@ -247,7 +247,7 @@ class Runner:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
-        commit = git_commit()
+        commit, provenance = git_commit(), hardware_and_builds()
         self.store.begin(
             prepared.run_id,
             {
@@ -257,11 +257,11 @@ class Runner:
                 "hsbench_version": hsbench.__version__,
                 "git_commit": commit,
                 "device": str(self.device),
-                "provenance": hardware_and_builds(),
+                "provenance": provenance,
                 "run_dir": str(run_dir.resolve()),
             },
         )
-        return self._execute(spec, prepared, run_dir, timer, commit=commit)
+        return self._execute(spec, prepared, run_dir, timer, commit=commit, provenance=provenance)
 
     def validate(
         self, spec: RunSpec, *, run_dir: Path, epoch_callback: Callable[[int, float], None] | None = None
@@ -335,9 +335,11 @@ class Runner:
         return strategy, facts
 
     def _execute(
-        self, spec: RunSpec, prepared: _Prepared, run_dir: Path, timer: _PhaseTimer, *, commit: str | None = None
+        self, spec: RunSpec, prepared: _Prepared, run_dir: Path, timer: _PhaseTimer, *, commit: str | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> RunOutcome:
-        """Fit, evaluate and record; ``commit`` (the main process's) goes into ``config.json``."""
+        """Fit, evaluate and record; ``commit`` and ``provenance`` (the main process's, as stored in the database)
+        go into ``config.json`` and ``provenance.json``."""
         main = is_main_process()
         run_id, label, dataset, split = prepared.run_id, prepared.label, prepared.dataset, prepared.split
         run_log = logging.getLogger(f"hsbench.run.{run_id}")
@@ -351,7 +353,7 @@ class Runner:
                     json.dumps({**prepared.config, "hsbench_version": hsbench.__version__,
                                 "git_commit": commit}, indent=2)
                 )
-                (run_dir / "provenance.json").write_text(json.dumps(hardware_and_builds(), indent=2))
+                (run_dir / "provenance.json").write_text(json.dumps(provenance or hardware_and_builds(), indent=2))
                 split.save(run_dir / "split")
             strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer)
             if not main:
