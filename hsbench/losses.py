@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from hsbench.config_files import require_choice
+from hsbench.data.labels import class_counts
 
 __all__ = ["CLASS_WEIGHTINGS", "LOSS_REDUCTIONS", "LossFn", "cross_entropy", "label_histogram", "class_weights"]
 
@@ -53,9 +54,7 @@ def label_histogram(labels: Iterable[np.ndarray], num_classes: int) -> np.ndarra
     """Pixel count per class ``0..num_classes-1``; any other value (the ignore index) is not counted."""
     histogram = np.zeros(num_classes, np.float64)
     for image in labels:
-        flat = np.asarray(image).ravel()
-        flat = flat[(flat >= 0) & (flat < num_classes)]
-        histogram += np.bincount(flat.astype(np.int64), minlength=num_classes)
+        histogram += class_counts(image, num_classes)
     return histogram
 
 

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from hsbench.data.card import DatasetCard
 from hsbench.errors import DataError
 
-__all__ = ["IGNORE_INDEX", "read_label_image", "remap_labels"]
+__all__ = ["IGNORE_INDEX", "class_counts", "read_label_image", "remap_labels"]
 
 IGNORE_INDEX = 255
 """The harness label of undefined / unlabelled / not-evaluated pixels in the real datasets."""
@@ -102,3 +102,10 @@ def read_label_image(path: Path) -> np.ndarray:
             "not colours"
         )
     return ids
+
+
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Labelled pixels per class ``0..num_classes-1`` as int64; any other value (the ignore index) is not counted."""
+    flat = np.asarray(labels).ravel()
+    flat = flat[(flat >= 0) & (flat < num_classes)]
+    return np.bincount(flat.astype(np.int64, copy=False), minlength=num_classes)[:num_classes].astype(np.int64)

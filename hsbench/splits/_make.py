@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hsbench.data.dataset import Dataset
+from hsbench.data.labels import class_counts
 from hsbench.errors import ConfigError, DataError
 from hsbench.seeding import SeedStreams
 from hsbench.splits._pixels import (
@@ -131,7 +132,7 @@ def _whole_images(dataset: Dataset, ids: tuple[str, ...] | list[str]) -> tuple[d
     k = dataset.card.num_classes
     counts = np.zeros(k, dtype=np.int64)
     for sample_id in ids:
-        counts += _count(dataset.load(sample_id).labels, k)
+        counts += class_counts(dataset.load(sample_id).labels, k)
     return dict.fromkeys(ids), counts.tolist()
 
 
@@ -223,7 +224,7 @@ def _scene(dataset: Dataset, spec: SplitSpec, seed: int, guard: int, block_size:
         side = block_size or max(4 * guard + 1, min(min(lab.shape) for lab in labels) // 8)
         regions = block_regions(labels, block_size=side, margin=guard, rng=_block_rng(seed), **common)
         test_masks = [(lab != card.ignore_index) & ~guard_band(r, guard) for lab, r in zip(labels, regions)]
-        test_counts = np.sum([_count(lab[m], card.num_classes) for lab, m in zip(labels, test_masks)], axis=0)
+        test_counts = np.sum([class_counts(lab[m], card.num_classes) for lab, m in zip(labels, test_masks)], axis=0)
         refs, excluded = _disjoint_kshot(class_orders(labels, keys, allowed=regions, **common), test_counts, spec)
         test_masks = [m & ~np.isin(lab, excluded) for lab, m in zip(labels, test_masks)]
         params = {"guard": guard, "block_size": side, "min_test": spec.test_minimum}
@@ -232,7 +233,8 @@ def _scene(dataset: Dataset, spec: SplitSpec, seed: int, guard: int, block_size:
     per_part["test"] = test_masks
     parts: Parts = {part: {sid: m for sid, m in zip(ids, per_part[part]) if m.any()} for part in PARTS}
     coverage = {
-        part: np.sum([_count(lab[m], card.num_classes) for lab, m in zip(labels, per_part[part])], axis=0).tolist()
+        part: np.sum([class_counts(lab[m], card.num_classes) for lab, m in zip(labels, per_part[part])],
+                     axis=0).tolist()
         for part in PARTS
     }
     if not parts["test"]:
@@ -334,13 +336,6 @@ def _block_rng(seed: int) -> np.random.Generator:
 def _val_rng(seed: int) -> np.random.Generator:
     """``val=matched`` draws from a third child, so the train draw is the same under either val protocol."""
     return np.random.default_rng(SeedStreams(seed).sequence("split").spawn(3)[2])
-
-
-def _count(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Labelled pixels per class (ids outside ``0..K-1`` are the ignore index)."""
-    flat = labels.ravel()
-    flat = flat[(flat >= 0) & (flat < num_classes)]
-    return np.bincount(flat, minlength=num_classes)[:num_classes].astype(np.int64)
 
 
 def _freeze(parts: Parts) -> None:
