@@ -85,6 +85,14 @@ def test_hsi_road_raw_may_name_the_hsi_road_folder(tmp_path):
     assert [i.sample_id for i in items] == ["000000"]
 
 
+def _assert_read_fails(fmt, root, card, message: str) -> None:
+    """The one item found under ``root`` fails to read with a one-line DataError matching ``message``."""
+    (item,) = fmt.discover(root, card)
+    with pytest.raises(DataError, match=message) as info:
+        fmt.read(item, card)
+    assert "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -104,11 +112,7 @@ def test_hsi_road_bad_input_names_the_file(tmp_path, damage, message):
     if damage == "truncated":
         image = base / "images" / "000000_nir.tif"
         image.write_bytes(image.read_bytes()[:20])
-    fmt = HsiRoad.formats["raw"]
-    (item,) = fmt.discover(tmp_path, HSI_ROAD_CARD)
-    with pytest.raises(DataError, match=message) as info:
-        fmt.read(item, HSI_ROAD_CARD)
-    assert "\n" not in str(info.value)
+    _assert_read_fails(HsiRoad.formats["raw"], tmp_path, HSI_ROAD_CARD, message)
 
 
 def test_hsi_road_wrong_folder(tmp_path):
@@ -153,11 +157,7 @@ def test_whu_ohs_bad_input_names_the_file(tmp_path, damage, message):
                   cycle([0, 1, 25] if damage == "ids" else [0, 1]))
     if damage == "no_label":
         (tmp_path / "train" / "label" / "t1.tif").unlink()
-    fmt = WhuOhs.formats["raw"]
-    (item,) = fmt.discover(tmp_path, WHU_OHS_CARD)
-    with pytest.raises(DataError, match=message) as info:
-        fmt.read(item, WHU_OHS_CARD)
-    assert "\n" not in str(info.value)
+    _assert_read_fails(WhuOhs.formats["raw"], tmp_path, WHU_OHS_CARD, message)
 
 
 def test_whu_ohs_layout_errors(tmp_path):

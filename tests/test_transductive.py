@@ -197,15 +197,20 @@ def _state_bytes(module: torch.nn.Module) -> bytes:
     return b"".join(v.detach().cpu().numpy().tobytes() for _, v in sorted(module.state_dict().items()))
 
 
-def _in_domain_weights(dataset: Dataset, split: Split, tmp_path: Path) -> bytes:
+def _in_domain_selected(dataset: Dataset, split: Split, tmp_path: Path) -> tuple[dict, bytes]:
+    """in_domain/runet's fit facts (best val score and epoch) and its selected weights."""
     cls = lookup(STRATEGIES, "in_domain")
     ctx = RunContext(device=torch.device("cpu"), seeds=SeedStreams(0), work_dir=tmp_path, progress=False)
     options = {**cls.defaults, "model": "runet", "model_options": {"base_channels": 4}, "epochs": 2,
                "batch_size": 2, "min_steps_per_epoch": 1, "crop_size": 32}
     strategy = cls(options, ctx, dataset.card)
     torch.manual_seed(0)
-    strategy.fit(SplitView.of(dataset, split, "train"), SplitView.of(dataset, split, "val"))
-    return _state_bytes(strategy.learner.network)
+    facts = strategy.fit(SplitView.of(dataset, split, "train"), SplitView.of(dataset, split, "val"))
+    return facts, _state_bytes(strategy.learner.network)
+
+
+def _in_domain_weights(dataset: Dataset, split: Split, tmp_path: Path) -> bytes:
+    return _in_domain_selected(dataset, split, tmp_path)[1]
 
 
 def _fixed_selection(monkeypatch, module: str) -> None:
@@ -294,17 +299,6 @@ def test_a_val_view_of_a_scene_hides_test_and_guard_pixels(tiny_dataset) -> None
     for sample_id in seg_split.parts["val"]:
         assert SplitView.of(tiny_dataset, seg_split, "val").load(sample_id).cube is tiny_dataset.load(sample_id).cube
 
-
-def _in_domain_selected(dataset: Dataset, split: Split, tmp_path: Path) -> tuple[dict, bytes]:
-    """in_domain/runet's fit facts (best val score and epoch) and its selected weights."""
-    cls = lookup(STRATEGIES, "in_domain")
-    ctx = RunContext(device=torch.device("cpu"), seeds=SeedStreams(0), work_dir=tmp_path, progress=False)
-    options = {**cls.defaults, "model": "runet", "model_options": {"base_channels": 4}, "epochs": 2,
-               "batch_size": 2, "min_steps_per_epoch": 1, "crop_size": 32}
-    strategy = cls(options, ctx, dataset.card)
-    torch.manual_seed(0)
-    facts = strategy.fit(SplitView.of(dataset, split, "train"), SplitView.of(dataset, split, "val"))
-    return facts, _state_bytes(strategy.learner.network)
 
 
 def test_model_selection_ignores_poisoned_test_and_guard_pixels(tmp_path) -> None:

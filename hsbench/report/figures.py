@@ -141,7 +141,7 @@ def _mean_iou_matrix(data: ReportData, runs) -> tuple[list[str], np.ndarray] | N
 def iou_heatmaps(data: ReportData, out_dir: Path) -> list[FigureFile]:
     """Per (dataset, split): strategies x classes, mean test IoU over seeds (blank: class absent)."""
     figures = []
-    for dataset, split, runs in _blocks(data):
+    for split, dataset, runs in data.blocks():
         matrix = _mean_iou_matrix(data, runs)
         if matrix is None:
             continue
@@ -164,7 +164,7 @@ def iou_heatmaps(data: ReportData, out_dir: Path) -> list[FigureFile]:
 def confusion_figures(data: ReportData, out_dir: Path) -> list[FigureFile]:
     """Per (dataset, split): one row-normalised test confusion matrix per strategy, summed over seeds."""
     figures = []
-    for dataset, split, runs in _blocks(data):
+    for split, dataset, runs in data.blocks():
         summed = {}
         for label in [lab for lab in data.labels if lab in set(runs["label"])]:
             matrices = [cm for cm in (data.confusion(r) for r in runs[runs["label"] == label]["run_id"])
@@ -207,15 +207,6 @@ def _anchor_right(ax) -> None:
     """Rotated x tick labels anchored at their right end, so a long class name ends under its column."""
     for tick in ax.get_xticklabels():
         tick.set_horizontalalignment("right")
-
-
-def _blocks(data: ReportData):
-    """(dataset, split, runs) for every pair with completed runs, in display order."""
-    for split in data.splits:
-        for dataset in data.datasets:
-            runs = data.select(split=split, dataset=dataset)
-            if len(runs):
-                yield dataset, split, runs
 
 
 def _qualitative(data: ReportData, out_dir: Path) -> list[FigureFile]:

@@ -59,6 +59,12 @@ def _row(cells: list[str], *, header: bool = False, css: str = "", text_columns:
     return f'<tr class="{css}">' + "".join(parts) + "</tr>" if css else "<tr>" + "".join(parts) + "</tr>"
 
 
+def _table(css: str, header: list[str], rows: list[list[str]], *, text_columns: int = 2) -> list[str]:
+    """A ``<table class=css>`` of plain-text cells (escaped here), header row first."""
+    return [f'<table class="{css}">', _row([_e(h) for h in header], header=True, text_columns=text_columns),
+            *(_row([_e(c) for c in r], text_columns=text_columns) for r in rows), "</table>"]
+
+
 def _board_tables(inputs: TableInputs) -> list[str]:
     data, board = inputs.data, inputs.board
     header = BOARD_HEADER
@@ -86,9 +92,8 @@ def _strong(text: str) -> str:
 def _comparison_table(inputs: TableInputs) -> list[str]:
     if not inputs.comparisons:
         return []
-    rows = [_row([_e(h) for h in COMPARISON_HEADER], header=True, text_columns=4)]
-    rows += [_row([_e(c) for c in r], text_columns=4) for r in comparison_rows(inputs.comparisons)]
-    return ["<h2>Best vs runner-up (J_M, paired over seeds)</h2>", '<table class="comparison">', *rows, "</table>"]
+    return ["<h2>Best vs runner-up (J_M, paired over seeds)</h2>",
+            *_table("comparison", COMPARISON_HEADER, comparison_rows(inputs.comparisons), text_columns=4)]
 
 
 def _pairwise_tables(inputs: TableInputs) -> list[str]:
@@ -99,9 +104,8 @@ def _pairwise_tables(inputs: TableInputs) -> list[str]:
            f'<p class="legend">Method: {_e(METHOD)}; see docs/statistics.md.</p>']
     cells = pairwise_rows(inputs.pairs)
     for (split, dataset), block in groupby(cells, key=lambda c: (c[0], c[1])):
-        out += [f"<h3>Split <code>{_e(split)}</code>, {_e(dataset)}</h3>", '<table class="pairwise">',
-                _row([_e(h) for h in PAIRWISE_HEADER[2:]], header=True),
-                *(_row([_e(c) for c in r[2:]]) for r in block), "</table>"]
+        out += [f"<h3>Split <code>{_e(split)}</code>, {_e(dataset)}</h3>",
+                *_table("pairwise", PAIRWISE_HEADER[2:], [r[2:] for r in block])]
     reasons = left_out_lines(inputs.pairs)
     return out + (["<ul>", *(f"<li>{_e(line)}</li>" for line in reasons), "</ul>"] if reasons else [])
 
@@ -113,9 +117,7 @@ def _rank_sections(inputs: TableInputs, figures: list[FigureFile]) -> list[str]:
     for test in inputs.ranks:
         out.append(f"<h2>Mean ranks across datasets, split <code>{_e(test.split)}</code></h2>")
         if test.reason is None:
-            header, rows = rank_table(test)
-            out += ['<table class="ranks">', _row([_e(h) for h in header], header=True, text_columns=1),
-                    *(_row([_e(c) for c in r], text_columns=1) for r in rows), "</table>"]
+            out += _table("ranks", *rank_table(test), text_columns=1)
         out += [f'<p class="legend">{_e(line)}</p>' for line in rank_lines(test)]
         diagram = diagrams.get(f"critical_difference_{slug(test.split)}")
         if diagram is not None:
@@ -124,9 +126,7 @@ def _rank_sections(inputs: TableInputs, figures: list[FigureFile]) -> list[str]:
 
 
 def _builds_table(data: ReportData) -> list[str]:
-    rows = [_row([_e(h) for h in BUILDS_HEADER], header=True, text_columns=4)]
-    rows += [_row([_e(c) for c in r], text_columns=4) for r in builds_rows(data)]
-    return [f"<h2>{_e(BUILDS_TITLE)}</h2>", '<table class="builds">', *rows, "</table>"]
+    return [f"<h2>{_e(BUILDS_TITLE)}</h2>", *_table("builds", BUILDS_HEADER, builds_rows(data), text_columns=4)]
 
 
 def _figure(figure: FigureFile) -> str:

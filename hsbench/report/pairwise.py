@@ -67,12 +67,11 @@ def _block_difference(
 
 
 def _blocks(data: ReportData):
-    for split in data.splits:
-        for dataset in data.datasets:
-            runs = data.select(split=split, dataset=dataset)
-            labels = [label for label in data.labels if label in set(runs["label"])]
-            if len(labels) >= 2:
-                yield split, dataset, runs, labels
+    """The blocks of :meth:`ReportData.blocks` with at least two strategies, and those strategies in order."""
+    for split, dataset, runs in data.blocks():
+        labels = [label for label in data.labels if label in set(runs["label"])]
+        if len(labels) >= 2:
+            yield split, dataset, runs, labels
 
 
 def pairwise(data: ReportData) -> list[PairwiseRow]:
@@ -155,12 +154,13 @@ def pairwise_csv(rows: list[PairwiseRow]) -> str:
 
 def pairwise_markdown(name: str, rows: list[PairwiseRow]) -> str:
     """The pairwise table per block, with the method in one paragraph."""
+    from hsbench.report.tables import markdown_table  # tables imports this module
+
     lines = [f"# All pairs: {name}", "", f"Method: {METHOD}. p (Holm): adjusted over the pairs of one "
              "(split, dataset); see docs/statistics.md.", ""]
     if not rows:
         return "\n".join([*lines, "(fewer than two strategies in every block)", ""])
-    lines += ["| " + " | ".join(PAIRWISE_HEADER) + " |", "|" + "---|" * len(PAIRWISE_HEADER)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in pairwise_rows(rows)]
+    lines += markdown_table(PAIRWISE_HEADER, pairwise_rows(rows))
     reasons = [f"- {line}" for line in left_out_lines(rows)]
     return "\n".join([*lines, "", *([*reasons, ""] if reasons else [])])
 

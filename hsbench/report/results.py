@@ -7,6 +7,7 @@ with the run. Either way tables and figures see the same frame, so they cannot d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -108,6 +109,14 @@ class ReportData:
         if dataset is not None:
             rows = rows[rows["dataset"] == dataset]
         return rows
+
+    def blocks(self) -> Iterator[tuple[str, str, pd.DataFrame]]:
+        """(split, dataset, runs) for every split and dataset with completed runs, in display order."""
+        for split in self.splits:
+            for dataset in self.datasets:
+                runs = self.select(split=split, dataset=dataset)
+                if len(runs):
+                    yield split, dataset, runs
 
 
 def _card_or_none(name: str) -> DatasetCard | None:

@@ -45,12 +45,8 @@ METHOD = ("paired two-level: t over seeds + paired bootstrap of the test units s
           "summed matrices; sign-flip permutation over seeds")
 
 
-def miou_batched(cm: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
-    """J_M of every (K, K) matrix in ``cm[..., K, K]``: :func:`hsbench.metrics.miou_of_each`, the stored J_M's rule.
-
-    ``classes``: the split's evaluated-class mask, broadcastable to ``cm.shape[:-1]``.
-    """
-    return miou_of_each(cm, classes)
+miou_batched = miou_of_each
+"""J_M of every (K, K) matrix in ``cm[..., K, K]`` by the stored J_M's rule (:func:`hsbench.metrics.miou_of_each`)."""
 
 
 def class_mask(num_classes: int, excluded: Sequence[int]) -> np.ndarray:

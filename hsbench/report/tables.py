@@ -23,7 +23,7 @@ from hsbench.strategy import TRANSDUCTIVE_MARK
 
 __all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "TRANSDUCTIVE_NOTE", "format_value",
            "format_over_seeds", "legend", "dataset_notes", "dataset_cell", "comparison_rows", "metric_cells",
-           "BOARD_HEADER", "transductive_note"]
+           "BOARD_HEADER", "transductive_note", "markdown_table"]
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,8 @@ def metric_cells(row: pd.Series, bold: Callable[[str], str]) -> list[str]:
     return out
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table (header, rule, one line per row)."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
@@ -140,19 +141,19 @@ def render_markdown(inputs: TableInputs) -> str:
     for split, block in board.groupby("split", sort=False):
         rows = [[dataset_cell(data, r["dataset"]), r["label"], str(int(r["n"])), *metric_cells(r, lambda t: f"**{t}**"),
                  *labels_cells(r)] for _, r in block.iterrows()]
-        lines += [f"## Split `{split}`", "", *_markdown_table(BOARD_HEADER, rows), ""]
+        lines += [f"## Split `{split}`", "", *markdown_table(BOARD_HEADER, rows), ""]
         if (note := transductive_note(block)) is not None:
             lines += [note, ""]
     if notes := excluded_notes(data.runs, data.cards):
         lines += ["## Excluded classes", "", *(f"- {note}" for note in notes), ""]
     if inputs.comparisons:
         lines += ["## Best vs runner-up (J_M, paired over seeds)", "",
-                  *_markdown_table(COMPARISON_HEADER, comparison_rows(inputs.comparisons)), ""]
+                  *markdown_table(COMPARISON_HEADER, comparison_rows(inputs.comparisons)), ""]
     for test in inputs.ranks:
-        table = _markdown_table(*rank_table(test)) + [""] if test.reason is None else []
+        table = markdown_table(*rank_table(test)) + [""] if test.reason is None else []
         lines += [f"## Mean ranks across datasets, split `{test.split}`", "", *table, *rank_lines(test), ""]
     lines += ["## Datasets", "", *(f"- {note}" for note in dataset_notes(data)), ""]
-    lines += [f"## {BUILDS_TITLE}", "", *_markdown_table(BUILDS_HEADER, builds_rows(data)), ""]
+    lines += [f"## {BUILDS_TITLE}", "", *markdown_table(BUILDS_HEADER, builds_rows(data)), ""]
     return "\n".join(lines)
 
 
