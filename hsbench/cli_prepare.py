@@ -28,9 +28,11 @@ def add_prepare_parser(subparsers: Any) -> None:
                     "memory-mappable arrays under the data root. Re-running skips prepared samples, so an "
                     "interrupted prepare continues where it stopped. Exit code 0: complete; 1: bad or missing "
                     "files (listed); 2: usage error.",
-        epilog="Example: hsbench prepare hsi_drive --raw ~/downloads/HSI-Drive-v2",
+        epilog="Examples: hsbench prepare hsi_drive --raw ~/downloads/HSI-Drive-v2; "
+               "hsbench prepare hcv2:camera=rgb --raw ~/downloads/HCV2 (the RGB camera, a cache of its own)",
     )
-    p.add_argument("name", help="dataset name (see `hsbench list datasets`)")
+    p.add_argument("name", help="dataset name (see `hsbench list datasets`), with dataset options that select "
+                                "other raw data, as for `hsbench run --dataset` (e.g. hcv2:camera=rgb)")
     p.add_argument("--raw", type=Path, metavar="DIR",
                    help="folder holding the downloaded raw data (required unless --verify alone)")
     p.add_argument("--format", metavar="NAME",
@@ -46,15 +48,28 @@ def add_prepare_parser(subparsers: Any) -> None:
                         "damaged samples are set aside for the next --raw run to prepare again; exit 1 if any")
 
 
-def _real_provider(name: str) -> Any:
+def _real_provider(spec: str) -> Any:
+    """The provider whose prepared cache ``spec`` (``NAME[:key=value,...]``) reads.
+
+    Options that choose other raw data (``hcv2:camera=rgb``) pick a cache of their own through the provider's
+    ``prepared_provider``; a provider without that hook prepares one cache, so options there are a mistake.
+    """
+    from hsbench.data.dataset_spec import parse_dataset_spec
     from hsbench.data.source import RealDatasetProvider
     from hsbench.registry import DATASETS, lookup
 
+    name, options = parse_dataset_spec(spec)
     provider = lookup(DATASETS, name)
     if not (isinstance(provider, type) and issubclass(provider, RealDatasetProvider)):
         raise ConfigError(f"dataset {name!r} is embedded and needs no preparation; use it directly, "
-                          f"e.g. `hsbench run --dataset {name} --strategy in_domain`")
-    return provider
+                          f"e.g. `hsbench run --dataset {spec} --strategy in_domain`")
+    if not options:
+        return provider
+    select = getattr(provider, "prepared_provider", None)
+    if select is None:
+        raise ConfigError(f"dataset {name!r} is prepared once, without options: run `hsbench prepare {name} --raw "
+                          f"DIR`; the options of {spec!r} apply when the prepared data is opened")
+    return select(**options)
 
 
 def _format_hint(provider: Any, raw_dir: Path) -> str:
