@@ -1,21 +1,38 @@
 """Strategy ``in_domain``: train on the target hyperspectral images only.
 
-The HS3-Bench baselines (U-Net, RU-Net, DeepLabV3+ trained from scratch on all bands) and the classic few-shot
-baseline, an RBF SVM on standardised pixel spectra. Input statistics (``standardize``, ``pca=n``) are fitted on the
-labelled training pixels only.
+The HS3-Bench baselines (U-Net, RU-Net, DeepLabV3+ trained from scratch on all bands, on PCA1 or on pseudo-RGB)
+and the classic few-shot baseline, an RBF SVM on standardised pixel spectra. ``input`` picks what the network sees
+(:data:`INPUTS`): a pixel transform (``raw``, ``standardize``, ``pca=n``, whose statistics are fitted on the labelled
+training pixels only, or ``pca=n,per_image``, HS3-Bench's PCA1, fitted on each segmentation image itself) or a fixed
+RGB adapter of :mod:`hsbench.adapters.rgb` (``prgb``, ``cie``, ``pca3``; fitted on the labelled training pixels).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
+from hsbench.adapters.rgb import ADAPTERS, build_adapter
+from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample
-from hsbench.data.transforms import PixelTransform, build_transform, collect_labelled_pixels
+from hsbench.data.transforms import (
+    TRANSFORM_SPELLINGS,
+    TRANSFORMS,
+    InputTransform,
+    build_transform,
+    collect_labelled_pixels,
+)
 from hsbench.errors import ConfigError
-from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, SvmLearner, crop_context
+from hsbench.learners import (
+    TRAINING_DEFAULTS,
+    DenseNetworkLearner,
+    Learner,
+    SvmLearner,
+    crop_context,
+    resolve_crop_size,
+)
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
 from hsbench.strategy import SplitView, Strategy, StrategySpec
 
@@ -23,6 +40,46 @@ _SMOKE_TRAINING = {"epochs": 8, "lr": 0.005, "batch_size": 4}
 
 # Pixel classifiers are not networks, so they live beside the MODELS registry rather than in it.
 PIXEL_CLASSIFIERS: dict[str, type[Learner]] = {"svm": SvmLearner}
+
+
+def _transform_input(spec: str, card: DatasetCard) -> InputTransform:
+    return build_transform(spec, task=card.task)
+
+
+def _adapter_input(spec: str, card: DatasetCard) -> InputTransform:
+    name, sep, _ = spec.partition("=")
+    if sep:
+        raise ConfigError(f"input {spec!r}: the {name} adapter takes no argument")
+    return build_adapter(name, card)
+
+
+_ALL_BAND_INPUTS = ("raw", "standardize")
+
+REFUSED_INPUTS: dict[str, str] = {
+    "learned": "input 'learned' is an adapter with a trainable 1x1 convolution, which in_domain's learner does not "
+    "put in front of the network (it would train on the raw bands); train it with strategy cross_modality "
+    "(adapter=learned), or use input prgb, cie or pca3 here",
+}
+"""Adapter names ``input`` refuses, with the reason."""
+
+INPUTS: dict[str, Callable[[str, DatasetCard], InputTransform]] = {
+    **dict.fromkeys(TRANSFORMS, _transform_input),
+    **{name: _adapter_input for name in ADAPTERS if name not in REFUSED_INPUTS},
+}
+"""``input``'s name (before any ``=``) -> builder of the unfitted input map, from the spec and the target card."""
+
+INPUT_SPELLINGS = (*TRANSFORM_SPELLINGS, *(name for name in INPUTS if name not in TRANSFORMS))
+"""Every value ``input`` accepts, as error messages list them."""
+
+
+def build_input(spec: str, card: DatasetCard) -> InputTransform:
+    """The unfitted transform or adapter that ``input=spec`` names; refusals and unknown names are ConfigErrors."""
+    name = spec.partition("=")[0].strip()
+    if name in REFUSED_INPUTS:
+        raise ConfigError(REFUSED_INPUTS[name])
+    if name not in INPUTS:
+        raise ConfigError(f"in_domain has no input {spec!r}; valid inputs are {', '.join(INPUT_SPELLINGS)}")
+    return INPUTS[name](spec, card)
 
 
 @STRATEGIES.register_module(name="in_domain")
@@ -36,6 +93,8 @@ class InDomain(Strategy):
     defaults: ClassVar[dict[str, Any]] = {
         "model": "runet",
         "recipe": "hsbench",  # hsbench | hs3bench | cross_domain_2026 (hsbench.recipes; expanded under user options)
+        # raw | standardize | pca=n (fitted on labelled train pixels) | pca=n,per_image (HS3-Bench's PCA1: each
+        # image's own PCA; segmentation datasets only) | prgb | cie | pca3 (RGB adapters, fitted on train pixels)
         "input": "standardize",
         "model_options": {},
         **TRAINING_DEFAULTS,  # the in_domain training recipe (hsbench.learners)
@@ -57,8 +116,21 @@ class InDomain(Strategy):
 
     def __init__(self, cfg: dict[str, Any], ctx, card) -> None:
         super().__init__(cfg, ctx, card)
-        self.transform: PixelTransform = build_transform(str(cfg["input"]))
+        self.transform: InputTransform = build_input(str(cfg["input"]), card)
+        self._check_per_image(cfg, card)
         self.learner: Learner = self._learner_class(cfg["model"])(cfg, ctx, card)
+
+    def _check_per_image(self, cfg: dict[str, Any], card: DatasetCard) -> None:
+        """A per-image transform needs whole images: the SVM pools pixels of many images, and training crops of
+        an image too large for the cache are transformed crop by crop (``TransformedView``)."""
+        if not getattr(self.transform, "per_image", False):
+            return
+        if cfg["model"] in PIXEL_CLASSIFIERS:
+            raise ConfigError(f"input {cfg['input']!r} transforms whole images, but model {cfg['model']} classifies "
+                              f"pooled pixels of many images; use pca=n (fitted on train pixels) with it")
+        if resolve_crop_size(cfg["crop_size"], card) is not None:
+            raise ConfigError(f"input {cfg['input']!r} fits each image's own PCA, but crop_size={cfg['crop_size']} "
+                              f"would fit it on crops of images too large for the cache; use crop_size=auto")
 
     @staticmethod
     def _learner_class(model: str) -> type[Learner]:
@@ -71,7 +143,11 @@ class InDomain(Strategy):
 
     @classmethod
     def label(cls, options: dict[str, Any]) -> str:
-        return f"{cls.name}/{options['model']}"
+        """``in_domain/<model>``, plus the input when it changes what the network sees (HS3-Bench's PCA1 and
+        pRGB rows must not share a label with the all-band row); ``raw`` and ``standardize`` keep every band."""
+        spec = options.get("input", cls.defaults["input"])
+        suffix = "" if spec in _ALL_BAND_INPUTS else f"/{spec}"
+        return f"{cls.name}/{options.get('model', cls.defaults['model'])}{suffix}"
 
     @classmethod
     def spatial_context(cls, options: Mapping[str, Any]) -> int:
@@ -83,7 +159,7 @@ class InDomain(Strategy):
             train, self.card.ignore_index, max_pixels=int(self.cfg["max_fit_pixels"]), rng=self.ctx.seeds.rng("order")
         )
         self.transform.fit(pixels)
-        return self.learner.fit(self.transform, train, val)
+        return {**self.learner.fit(self.transform, train, val), **self.transform.describe()}
 
     def predict(self, sample: Sample) -> np.ndarray:
         return self.learner.predict(self.transform.apply(sample.cube))
@@ -94,5 +170,5 @@ class InDomain(Strategy):
         if model in PIXEL_CLASSIFIERS:
             return PIXEL_CLASSIFIERS[model].search_space(trial)
         space = DenseNetworkLearner.search_space(trial)
-        space["model_options"] = lookup(MODELS, model).search_space(trial)
+        space["model_options"] = lookup(MODELS, model).search_space(trial, (options or {}).get("model_options"))
         return space

@@ -12,7 +12,7 @@ implementation HS3-Bench trains).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -179,9 +179,10 @@ class DeepLabV3Plus(nn.Module):
         return crop_to(logits, size)
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
-        """Options an Optuna sweep varies for this network."""
-        return {
-            "width_mult": trial.suggest_categorical("width_mult", [0.5, 0.75, 1.0]),
-            "aspp_channels": trial.suggest_categorical("aspp_channels", [128, 256]),
-        }
+    def search_space(cls, trial: Any, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Options an Optuna sweep varies for this network; ``fixed``: the network options the run sets (a ResNet
+        backbone has no width multiplier, so none is suggested for it)."""
+        space: dict[str, Any] = {"aspp_channels": trial.suggest_categorical("aspp_channels", [128, 256])}
+        if (fixed or {}).get("backbone", "mobilenet_v2") == "mobilenet_v2":
+            space["width_mult"] = trial.suggest_categorical("width_mult", [0.5, 0.75, 1.0])
+        return space

@@ -7,6 +7,7 @@ own channels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -47,7 +48,7 @@ class PixelMLP(nn.Module):
         return self.layers(cube)
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Options an Optuna sweep varies for this network."""
         return {
             "hidden_channels": trial.suggest_categorical("hidden_channels", [64, 128, 256]),

@@ -16,7 +16,7 @@ both layouts; weights of real hyperseg checkpoints load through :mod:`hsbench.mo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -210,7 +210,7 @@ class UNet(nn.Module):
         return crop_to(self.head(x), size)
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Options an Optuna sweep varies for this network."""
         return {
             "base_channels": trial.suggest_categorical("base_channels", [16, 32, 64]),
@@ -258,7 +258,7 @@ class RUNet(UNet):
         )
 
     @classmethod
-    def search_space(cls, trial: Any) -> dict[str, Any]:
+    def search_space(cls, trial: Any, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Options an Optuna sweep varies (BatchNorm stays on: it defines RU-Net)."""
         return {
             "base_channels": trial.suggest_categorical("base_channels", [16, 32, 64]),
