@@ -141,7 +141,7 @@ class CrossDomain(Strategy):
         "head": "runet",  # runet | unet | deeplabv3plus | mlp
         "head_options": {},
         # Foundation model: a size preset, overrides of it, and where the weights come from.
-        "fm_size": "tiny",  # tiny (CPU) | small (256-d, 8 blocks, 8 heads)
+        "fm_size": "tiny",  # tiny (CPU) | HyperSL's small (256-d, 8 blocks) | base | large | huge
         "fm_options": {},
         "weights": None,  # None: the zoo (pretrained on `source` once); else a .safetensors or HyperSL .pt file
         "weights_trusted": False,  # allow torch.load to unpickle non-tensor objects of a trusted checkpoint
@@ -237,7 +237,7 @@ class CrossDomain(Strategy):
         """Head recipe and head options; in ``finetune`` mode also the FM's learning-rate scale and crop size."""
         options = {**cls.defaults, **(options or {})}
         space = DenseNetworkLearner.search_space(trial)
-        space["head_options"] = lookup(MODELS, HEADS[options["head"]]).search_space(trial)
+        space["head_options"] = lookup(MODELS, HEADS[options["head"]]).search_space(trial, options["head_options"])
         if options["mode"] == "finetune":
             space["fm_lr_scale"] = trial.suggest_float("fm_lr_scale", 0.01, 1.0, log=True)
             space["finetune_crop_size"] = trial.suggest_categorical("finetune_crop_size", [24, 32, 48])

@@ -161,7 +161,7 @@ def test_labels_options_and_search_spaces() -> None:
         assert ("fm_lr_scale" in space) == (options.get("mode") == "finetune")
 
 
-@pytest.mark.parametrize(("option", "value"), [("mode", "partial"), ("head", "svm"), ("fm_size", "huge")])
+@pytest.mark.parametrize(("option", "value"), [("mode", "partial"), ("head", "svm"), ("fm_size", "gigantic")])
 def test_bad_options_fail_clearly(tiny_registered, tmp_path, option, value) -> None:
     with pytest.raises(ConfigError, match=option if option != "fm_size" else "sizes are"):
         run(tiny_registered, tmp_path, {option: value})

@@ -46,6 +46,25 @@ def test_sizes_match_the_issue() -> None:
     assert SIZES["tiny"].dim <= 64
 
 
+@pytest.mark.parametrize(
+    ("size", "dim", "depth", "heads", "expected"),
+    [("small", 256, 8, 8, 6_525_184), ("base", 512, 24, 16, 76_464_640), ("large", 1024, 32, 32, 406_266_880),
+     ("huge", 2048, 48, 32, 2_429_863_936)],
+)
+def test_hypersl_sizes_have_the_published_shapes_and_parameter_counts(size, dim, depth, heads, expected) -> None:
+    """HyperSLBackbone's four sizes (embedding_dim, encoder_depth, num_heads); counts from the layer shapes:
+    per block 12 D^2 + 13 D (qkv, proj, two-layer MLP of ratio 4, two LayerNorms), the embedding 3 D^2 + 39 D
+    (three 1 -> D convolutions of kernels 5, 9, 13 and a 3D -> D 1x1 convolution, each with BatchNorm), and the
+    global and mask tokens 2 D. Built on the meta device: huge has 2.4 G parameters."""
+    cfg = SIZES[size]
+    assert (cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio) == (dim, depth, heads, 4.0)
+    assert depth * (12 * dim**2 + 13 * dim) + 3 * dim**2 + 39 * dim + 2 * dim == expected
+    with torch.device("meta"):
+        model = SpectralFM(cfg)
+    assert model.num_parameters() == expected
+    assert len(model.encoder_blocks) == depth - 1
+
+
 def test_band_permutation_with_its_wavelengths_gives_the_same_features() -> None:
     model = micro_fm()
     wavelengths = torch.tensor([888.5, 897.7, 879.1, 869.1, 956.1, 796.0, 807.6, 783.8, 770.6, 679.1])
@@ -78,7 +97,7 @@ def test_eval_features_do_not_depend_on_the_batch() -> None:
 def test_config_validation_and_overrides() -> None:
     assert fm_config("tiny", {"dim": 32}).dim == 32
     with pytest.raises(ConfigError, match="sizes are"):
-        fm_config("huge")
+        fm_config("gigantic")
     with pytest.raises(ConfigError, match="unknown spectral FM options"):
         fm_config("tiny", {"width": 3})
     with pytest.raises(ConfigError, match="divisible"):

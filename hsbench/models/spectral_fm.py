@@ -102,8 +102,13 @@ class SpectralFMConfig:
 SIZES: dict[str, SpectralFMConfig] = {
     # CPU-friendly: 0.1 M parameters, about 3,000 pixels / s of 25 bands on one core (a 64 x 96 image in 2 s).
     "tiny": SpectralFMConfig(dim=64, depth=2, heads=4),
-    # The small model (HyperSL-compatible widths): 256-d, 8 blocks, 8 heads, ~6.4 M parameters.
-    "small": SpectralFMConfig(dim=256, depth=8, heads=8),
+    # HyperSL's four released sizes (cross-domain-hsi: crossdomainhsi/models/hypersl.py, HyperSLBackbone):
+    # embedding_dim, encoder_depth and num_heads; mlp_ratio 4 throughout. ``depth`` counts HyperSL's
+    # encoder_depth - 1 ``encoder_blocks`` plus ``transformer_encoder_layer``. The 2026 study's default is small.
+    "small": SpectralFMConfig(dim=256, depth=8, heads=8),  # ~6.4 M parameters
+    "base": SpectralFMConfig(dim=512, depth=24, heads=16),  # ~76 M
+    "large": SpectralFMConfig(dim=1024, depth=32, heads=32),  # ~403 M
+    "huge": SpectralFMConfig(dim=2048, depth=48, heads=32),  # ~2.4 G: a GPU with >= 40 GB for fine-tuning
 }
 
 
