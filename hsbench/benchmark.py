@@ -58,6 +58,7 @@ class BenchmarkConfig:
         progress: show the suite's progress bar.
         worker_init: a picklable function each spawned worker calls first (to register plug-ins that are not
             imported by ``hsbench`` itself, e.g. in tests).
+        weights_dir: where the suite's declared weights files lie (``--weights-dir``); checked before any cell.
     """
 
     results_dir: Path = Path("results")
@@ -69,6 +70,7 @@ class BenchmarkConfig:
     heartbeat_s: float = 30.0
     progress: bool = True
     worker_init: Callable[[], None] | None = None
+    weights_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -100,7 +102,8 @@ class BenchmarkSummary:
 def run_benchmark(suite: Suite, config: BenchmarkConfig) -> BenchmarkSummary:
     """Run every unfinished cell of ``suite`` (in this process or in ``config.workers`` spawned processes)."""
     start = time.perf_counter()
-    cells = suite.cells()
+    suite.check_weights(config.weights_dir)  # every missing file named before any cell runs
+    cells = suite.cells(config.weights_dir)
     claims = CellClaims(ResultsStore(config.database).engine)
     claims.register(cells)
     since = time.time()

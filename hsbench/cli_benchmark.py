@@ -38,6 +38,10 @@ def add_benchmark_parsers(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     bench.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     bench.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
+    bench.add_argument("--weights-dir", type=Path, metavar="DIR",
+                       help="folder holding the weights files the suite declares (pretrained backbones, HyperSL); "
+                            "every file is checked before any cell runs, and each missing one is named with where "
+                            "to get it")
     bench.add_argument("--claim-timeout", type=float, default=600.0, metavar="S",
                        help="take over a cell whose worker sent no heartbeat for S seconds (default 600)")
     bench.add_argument("--heartbeat", type=float, default=30.0, metavar="S",
@@ -102,13 +106,23 @@ def _print_matrix(args: argparse.Namespace, suite) -> None:
     cells = suite.cells()
     store = ResultsStore(default_database(args.results, args.db))
     states = CellClaims(store.engine).count_states(suite.name, {c.cell_id for c in cells})
-    print(f"suite {suite.name} ({suite.source}): {len(cells)} cells = {len(suite.seeds)} seeds x "
-          f"{len(suite.variants)} strategies x dataset/split pairs "
-          f"({', '.join(f'{d.name}: {len(suite.splits_of(d))}' for d in suite.datasets)})")
+    rows = suite.rows()
+    print(f"suite {suite.name} ({suite.source}): {len(cells)} cells = {len(rows)} rows (dataset x strategy) x their "
+          f"splits x {len(suite.seeds)} seeds")
     print(f"  done {states['done']}, failed {states['failed']}, running {states['running']}, "
           f"not started {len(cells) - states['done'] - states['failed'] - states['running']}")
-    for variant in suite.variants:
-        print(f"  {variant.label}: {variant.strategy} {variant.options}")
+    for entry in suite.datasets:
+        print(f"  {entry.name} (splits: {', '.join(suite.splits_of(entry))})")
+        for variant in suite.variants_of(entry):
+            print(f"    {variant.label}: {variant.strategy} {variant.options}")
+    used = suite.weights_used()
+    if used:
+        where = "" if args.weights_dir is None else f" in {args.weights_dir}"
+        print(f"  weights files{where}:")
+        for weights, labels in used:
+            state = "" if args.weights_dir is None else \
+                ("  [present]" if weights.path(args.weights_dir).is_file() else "  [MISSING]")
+            print(f"    @{weights.name}: {weights.file}{state} (for {', '.join(labels)}): {weights.source}")
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -126,9 +140,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         return 0
     if not args.no_report:
         _report_dir(args, suite)  # a report folder leading out of --reports fails now, not after the matrix ran
+    suite.check_weights(args.weights_dir)
     config = BenchmarkConfig(results_dir=args.results, db=args.db, data_root=args.data_root, device=args.device,
                              workers=args.workers, stale_after_s=args.claim_timeout, heartbeat_s=args.heartbeat,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, weights_dir=args.weights_dir)
     summary = run_benchmark(suite, config)
     print(f"suite {suite.name}: {summary.states['done']} of {summary.total} cells done, "
           f"{summary.states['failed']} failed, {summary.wall_s:.0f} s", file=sys.stderr)

@@ -65,7 +65,7 @@ _HS3_TRAINING: dict[str, Any] = {
     "precision": "fp32",
 }
 _HS3_DATASETS: dict[str, dict[str, Any]] = {
-    "hcv2": {"batch_size": 2, "precision": "fp16"},
+    "hcv2": {"batch_size": 4, "precision": "fp16"},  # run/conf/dataset/hcv2_hr*.yaml: the halved images
     "hsi_drive": {"batch_size": 32},
     "hyko2": {"batch_size": 16},
 }

@@ -13,9 +13,18 @@ named by their file stem (``quick``); any other YAML file is named by its path. 
       - {name: hcv2, splits: [official:hcv2_2024], options: {batch_size: 4}}   # per-dataset overrides
     strategies:
       - {strategy: in_domain, label: in_domain/runet, options: {model: runet, epochs: 10}}
+      - {strategy: cross_modality, label: DL3+ (PT), datasets: [hcv2], options: {mode: pt, weights: "@cityscapes"}}
+    weights:   # files a published row needs; `hsbench benchmark --weights-dir DIR` checks them before any cell
+      cityscapes: {file: deeplabv3plus_mobilenet_cityscapes_os16.pth, source: "VainF/DeepLabV3Plus-Pytorch ..."}
+
+A variant's ``datasets`` and a dataset's ``strategies`` (variant labels) restrict which pairs make cells, for rows
+a published table has on some datasets only. An option value ``"@name"`` names an entry of ``weights``: it becomes
+``<weights-dir>/<file>`` when the suite runs (and the entry's ``sha256``, when given, the ``weights_sha256``
+option), while cell ids hash the reference, so where the files live does not change which cells are finished.
 
 Everything is validated when the suite is loaded (unknown strategy or dataset, unknown option, malformed split,
-missing official split, duplicate label), so a typo fails before the first cell runs, never silently skips.
+missing official split, duplicate label, undeclared weights), so a typo fails before the first cell runs, never
+silently skips.
 """
 
 from __future__ import annotations
@@ -35,29 +44,50 @@ from hsbench.runner import RunSpec
 from hsbench.splits import parse_split_spec
 from hsbench.strategy import TRANSDUCTIVE_MARK, resolve_strategy, transductive_label
 
-__all__ = ["Cell", "DatasetEntry", "Suite", "Variant", "load_suite", "shipped_suites"]
+__all__ = ["Cell", "DatasetEntry", "Suite", "Variant", "WeightsFile", "load_suite", "shipped_suites"]
 
-_SUITE_KEYS = {"name", "description", "seeds", "splits", "datasets", "strategies"}
-_DATASET_KEYS = {"name", "splits", "options"}
-_VARIANT_KEYS = {"strategy", "label", "options"}
+_SUITE_KEYS = {"name", "description", "seeds", "splits", "datasets", "strategies", "weights"}
+_DATASET_KEYS = {"name", "splits", "options", "strategies"}
+_VARIANT_KEYS = {"strategy", "label", "options", "datasets"}
+_WEIGHTS_KEYS = {"file", "source", "sha256"}
+WEIGHTS_REFERENCE = "@"
+"""Prefix of an option value that names an entry of the suite's ``weights``."""
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One strategy with fixed options, shown in tables under ``label``."""
+    """One strategy with fixed options, shown in tables under ``label``; ``datasets`` (when set) limits it."""
 
     strategy: str
     label: str
     options: dict[str, Any] = field(default_factory=dict, hash=False)
+    datasets: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A dataset of the suite; ``splits`` (when set) replace the suite's, ``options`` go to every variant."""
+    """A dataset of the suite; ``splits`` (when set) replace the suite's, ``options`` go to every variant,
+    ``strategies`` (variant labels, when set) limit which variants run on it."""
 
     name: str
     splits: tuple[str, ...] | None = None
     options: dict[str, Any] = field(default_factory=dict, hash=False)
+    strategies: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file some rows need: where it lies below ``--weights-dir`` and where to get it."""
+
+    name: str
+    file: str
+    source: str
+    sha256: str | None = None
+
+    def path(self, weights_dir: Path) -> Path:
+        """The file below ``weights_dir`` (``file`` is relative and has no ``..``: checked on load; a symlink
+        placed there by the user is followed, since the file is only read)."""
+        return Path(weights_dir).expanduser() / self.file
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,7 @@ class Suite:
     splits: tuple[str, ...]
     seeds: tuple[int, ...]
     source: str = ""
+    weights: tuple[WeightsFile, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -106,23 +137,92 @@ class Suite:
     def splits_of(self, entry: DatasetEntry) -> tuple[str, ...]:
         return entry.splits if entry.splits is not None else self.splits
 
-    def cells(self) -> list[Cell]:
-        """The whole matrix, seed-major: every seed-0 cell comes before any seed-1 cell."""
-        return list(self._iter_cells())
+    def variants_of(self, entry: DatasetEntry) -> tuple[Variant, ...]:
+        """The variants that run on ``entry`` (both the variant's ``datasets`` and the entry's ``strategies``)."""
+        return tuple(
+            v for v in self.variants
+            if (v.datasets is None or entry.name in v.datasets)
+            and (entry.strategies is None or v.label in entry.strategies)
+        )
 
-    def _iter_cells(self) -> Iterator[Cell]:
+    def rows(self) -> list[tuple[DatasetEntry, Variant]]:
+        """The (dataset, variant) pairs of the matrix: the rows of the published tables, in suite order."""
+        return [(entry, variant) for entry in self.datasets for variant in self.variants_of(entry)]
+
+    def weights_used(self) -> list[tuple[WeightsFile, list[str]]]:
+        """Each declared weights file some row references, with the labels of the variants that use it."""
+        users: dict[str, list[str]] = {}
+        for entry, variant in self.rows():
+            for name in _references({**entry.options, **variant.options}).values():
+                if variant.label not in users.setdefault(name, []):
+                    users[name].append(variant.label)
+        return [(w, users[w.name]) for w in self.weights if w.name in users]
+
+    def missing_weights(self, weights_dir: Path) -> list[str]:
+        """One line per needed file that ``weights_dir`` lacks: the path, who needs it, where to get it."""
+        return [
+            f"{w.path(weights_dir)} (for {', '.join(labels)}): {w.source}"
+            for w, labels in self.weights_used() if not w.path(weights_dir).is_file()
+        ]
+
+    def check_weights(self, weights_dir: Path | None) -> None:
+        """Fail, listing every missing file with where to get it, unless every needed weights file is present.
+
+        Raises:
+            ConfigError: files are needed and ``weights_dir`` is not given, or lacks some of them.
+        """
+        used = self.weights_used()
+        if not used:
+            return
+        if weights_dir is None:
+            listing = "\n  ".join(f"{w.file} (for {', '.join(labels)}): {w.source}" for w, labels in used)
+            raise ConfigError(f"suite {self.name} needs {len(used)} weights file(s); pass --weights-dir DIR with:"
+                              f"\n  {listing}")
+        missing = self.missing_weights(weights_dir)
+        if missing:
+            raise ConfigError(f"suite {self.name}: {len(missing)} of {len(used)} weights file(s) missing from "
+                              f"{weights_dir}:\n  " + "\n  ".join(missing))
+
+    def cells(self, weights_dir: Path | None = None) -> list[Cell]:
+        """The whole matrix, seed-major: every seed-0 cell comes before any seed-1 cell.
+
+        With ``weights_dir``, ``"@name"`` option values become file paths (what the runs need); without it they
+        stay references (enough to list, count and report cells: the ids are the same either way).
+        """
+        return list(self._iter_cells(weights_dir))
+
+    def _iter_cells(self, weights_dir: Path | None) -> Iterator[Cell]:
         position = 0
         for seed in self.seeds:
             for entry in self.datasets:
                 for split in self.splits_of(entry):
-                    for variant in self.variants:
+                    for variant in self.variants_of(entry):
                         options = {**entry.options, **variant.options}
                         resolved = resolve_strategy(variant.strategy, options, entry.name)[1]
                         key = {"dataset": entry.name, "strategy": variant.strategy, "options": resolved,
                                "split": split, "seed": seed}
+                        if weights_dir is not None:
+                            options = self._with_weight_paths(options, weights_dir)
                         yield Cell(self.name, position, entry.name, variant.strategy, variant.label, split, seed,
                                    options, config_hash(key))
                         position += 1
+
+    def _with_weight_paths(self, options: dict[str, Any], weights_dir: Path) -> dict[str, Any]:
+        declared = {w.name: w for w in self.weights}
+        out = dict(options)
+        for key, name in _references(options).items():
+            out[key] = str(declared[name].path(weights_dir).absolute())
+            if key == "weights" and declared[name].sha256:
+                out["weights_sha256"] = declared[name].sha256
+        return out
+
+
+def _references(options: Mapping[str, Any]) -> dict[str, str]:
+    """Option key -> weights entry name, for the option values ``"@name"``."""
+    return {
+        key: value[len(WEIGHTS_REFERENCE):] for key, value in options.items()
+        if isinstance(value, str) and value.startswith(WEIGHTS_REFERENCE)
+    }
 
 
 def shipped_suites() -> list[str]:
@@ -181,9 +281,63 @@ def parse_suite(raw: Mapping[str, Any], *, source: str = "<dict>") -> Suite:
         splits=splits,
         seeds=_parse_seeds(raw["seeds"], source),
         source=source,
+        weights=_parse_weights(raw.get("weights") or {}, source),
     )
+    _check_restrictions(suite)
+    _check_references(suite)
     _check_combinations(suite)
     return suite
+
+
+def _parse_weights(value: Any, source: str) -> tuple[WeightsFile, ...]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"suite {source}: 'weights' must map names to {{file: ..., source: ...}}")
+    entries = []
+    for name, item in value.items():
+        owner = f"suite {source} weights {name!r}"
+        if not isinstance(item, dict) or not item.get("file") or not item.get("source"):
+            raise ConfigError(f"{owner}: give 'file' (a path below --weights-dir) and 'source' (where to get it)")
+        reject_unknown_keys(item, _WEIGHTS_KEYS, owner)
+        file = str(item["file"])
+        if Path(file).is_absolute() or ".." in Path(file).parts:
+            raise ConfigError(f"{owner}: file {file!r} must be a relative path below --weights-dir, without '..'")
+        sha256 = item.get("sha256")
+        if sha256 is not None and (len(str(sha256)) != 64 or any(c not in "0123456789abcdef" for c in str(sha256))):
+            raise ConfigError(f"{owner}: sha256 must be 64 lower-case hex digits, got {sha256!r}")
+        entries.append(WeightsFile(check_name(str(name), owner), file, str(item["source"]).strip(),
+                                   None if sha256 is None else str(sha256)))
+    return tuple(entries)
+
+
+def _check_restrictions(suite: Suite) -> None:
+    """Restrictions name existing datasets and labels, and every variant and dataset keeps at least one row."""
+    names, labels = {d.name for d in suite.datasets}, set(suite.labels)
+    for variant in suite.variants:
+        for name in variant.datasets or ():
+            if name not in names:
+                raise ConfigError(f"suite {suite.source}: variant {variant.label!r} lists dataset {name!r}, which "
+                                  f"is not in the suite{did_you_mean(name, names)}")
+    for entry in suite.datasets:
+        for label in entry.strategies or ():
+            if label not in labels:
+                raise ConfigError(f"suite {suite.source}: dataset {entry.name!r} lists strategy label {label!r}, "
+                                  f"which no variant has{did_you_mean(label, labels)}")
+        if not suite.variants_of(entry):
+            raise ConfigError(f"suite {suite.source}: no variant runs on dataset {entry.name!r}")
+    used = {variant.label for _, variant in suite.rows()}
+    for variant in suite.variants:
+        if variant.label not in used:
+            raise ConfigError(f"suite {suite.source}: variant {variant.label!r} runs on no dataset")
+
+
+def _check_references(suite: Suite) -> None:
+    """Every ``"@name"`` option value names a declared weights file."""
+    declared = {w.name for w in suite.weights}
+    for entry, variant in suite.rows():
+        for key, name in _references({**entry.options, **variant.options}).items():
+            if name not in declared:
+                raise ConfigError(f"suite {suite.source}: {variant.label!r} option {key}={WEIGHTS_REFERENCE}{name} "
+                                  f"names no entry of 'weights'{did_you_mean(name, declared)}")
 
 
 def _as_list(value: Any, key: str, source: str) -> list[Any]:
@@ -225,7 +379,15 @@ def _parse_dataset(item: Any, source: str) -> DatasetEntry:
     name = str(item["name"])
     dataset_provider(name)  # unknown names fail here, with the closest valid names (NAME[:key=value,...])
     splits = _parse_splits(item["splits"], f"suite {source} dataset {name!r}") if "splits" in item else None
-    return DatasetEntry(name, splits, dict(item.get("options") or {}))
+    strategies = _name_list(item["strategies"], f"suite {source} dataset {name!r} strategies") \
+        if "strategies" in item else None
+    return DatasetEntry(name, splits, dict(item.get("options") or {}), strategies)
+
+
+def _name_list(value: Any, owner: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{owner}: a non-empty list of names, got {value!r}")
+    return tuple(value)
 
 
 def _parse_variant(item: Any, source: str) -> Variant:
@@ -238,16 +400,19 @@ def _parse_variant(item: Any, source: str) -> Variant:
     label = str(item.get("label") or strategy_cls.label(resolved))
     if TRANSDUCTIVE_MARK not in label:  # a user's label must not hide that the run read val and test pixels
         label = transductive_label(label, resolved)
-    return Variant(strategy, label, options)
+    datasets = _name_list(item["datasets"], f"suite {source} strategy {label!r} datasets") \
+        if "datasets" in item else None
+    return Variant(strategy, label, options, datasets)
 
 
 def _check_combinations(suite: Suite) -> None:
-    """Every dataset's options fit every strategy, and every official split exists on its dataset's card."""
+    """Every dataset's options fit its strategies, and every official split exists on its dataset's card (a
+    folder split, known only once the data is opened, is checked when the cell runs)."""
     for entry in suite.datasets:
         card = dataset_provider(entry.name).card
         for split in suite.splits_of(entry):
             spec = parse_split_spec(split)
-            if spec.kind == "official":
+            if spec.kind == "official" and not (card.folder_split and spec.name in (None, "official")):
                 card.official(spec.name)
-        for variant in suite.variants:
+        for variant in suite.variants_of(entry):
             resolve_strategy(variant.strategy, {**entry.options, **variant.options}, entry.name)

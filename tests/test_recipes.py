@@ -26,7 +26,7 @@ def test_hs3bench_resolves_to_the_published_in_domain_recipe_on_hcv2() -> None:
     expected = {
         "model": "runet", "input": "raw", "model_options": {"layout": "hyperseg", "base_channels": 64},
         "epochs": 500, "early_stopping_patience": None, "lr": 0.001, "schedule": "constant", "grad_clip_norm": None,
-        "loss_reduction": "all", "class_weighting": "none", "precision": "fp16", "batch_size": 2,
+        "loss_reduction": "all", "class_weighting": "none", "precision": "fp16", "batch_size": 4,
     }
     assert {k: options[k] for k in expected} == expected
 

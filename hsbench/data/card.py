@@ -38,6 +38,8 @@ class DatasetCard:
         ignore_index: label value of undefined / unlabelled pixels (never a class id).
         pseudo_rgb_bands: three band indices (cube order) used for pseudo-RGB renderings.
         official_splits: published sample lists by split name; the first one is the default ``official``.
+        folder_split: the distribution's folders are the ``official`` split, known only once the prepared data
+            is opened (WHU-OHS); ``official_splits`` is then empty on the registered card.
         raw_label_map: raw dataset id -> harness id (raw ids not in the map become ``ignore_index``).
         fwhm_nm: optional band widths, cube order.
         sizes: human-readable sizes (images, image size) for ``hsbench show``.
@@ -60,6 +62,7 @@ class DatasetCard:
     licence: str = ""
     how_to_obtain: str = ""
     version: str = "1"
+    folder_split: bool = False
 
     def __post_init__(self) -> None:
         if len(self.palette) != len(self.class_names):

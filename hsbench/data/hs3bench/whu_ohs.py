@@ -109,6 +109,7 @@ WHU_OHS_CARD = DatasetCard(
     ignore_index=IGNORE_INDEX,
     pseudo_rgb_bands=(13, 6, 1),  # the dataset page's true colour: 670, 566, 480 nm
     official_splits={},  # the folders are the split: read back from the prepared ids (folder_split)
+    folder_split=True,
     raw_label_map=WHU_OHS_RAW_LABEL_MAP,
     sizes=(
         "split official (the distribution's folders, read from the prepared ids): 7795 (4822 / 513 / 2460) "
