@@ -140,7 +140,7 @@ def test_vainf_checkpoint_with_another_backbone_is_refused(tmp_path: Path) -> No
 
 def test_hsbench_layout_round_trips_through_safetensors(tmp_path: Path) -> None:
     spec = rgb_backbone("deeplabv3plus_mnv2")
-    options = {"width_mult": 0.5, "aspp_channels": 32, "decoder_layers": 2}
+    options = {"width_mult": 0.5, "aspp_channels": 32, "decoder": "hsbench"}
     source = spec.build(7, options)
     path = tmp_path / "weights.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from hsbench.config_files import did_you_mean
 from hsbench.errors import ConfigError
 from hsbench.models.deeplabv3plus import DECODER_FUSION_LAYERS, DeepLabV3Plus
 
@@ -208,27 +209,32 @@ MNV2_DEFAULTS: dict[str, Any] = {
     "output_stride": 16,
     "aspp_channels": 256,
     "aspp_rates": [6, 12, 18],
-    # VainF's (and so HS3-Bench's) decoder has one 3x3 fusion layer; the DeepLabV3+ paper's has two.
-    "decoder_layers": 1,
+    # VainF's (and so HS3-Bench's) decoder has one 3x3 fusion layer; the DeepLabV3+ paper's (hsbench) has two.
+    "decoder": "vainf",
 }
+
+
+def _check_decoder(decoder: Any) -> None:
+    if decoder not in DECODER_FUSION_LAYERS:
+        raise ConfigError(f"decoder must be one of {', '.join(DECODER_FUSION_LAYERS)}, got {decoder!r}"
+                          f"{did_you_mean(str(decoder), DECODER_FUSION_LAYERS)}")
 
 
 def build_deeplabv3plus_mnv2(num_classes: int, options: dict[str, Any]) -> DeepLabV3Plus:
     """hsbench's DeepLabV3+ on three-channel images in ``[0, 1]``.
 
     The network's 1x1 band adapter becomes the ImageNet input normalisation (band adapters belong to the
-    strategy here), and ``decoder_layers=1`` keeps only the first 3x3 fusion layer, VainF's decoder.
+    strategy here). ``decoder=vainf`` keeps the first of the paper decoder's two 3x3 fusion layers (built and then
+    cut, so a seed initialises every other layer as it always did).
     """
     o = {**MNV2_DEFAULTS, **options}
-    if int(o["decoder_layers"]) not in (1, 2):
-        raise ConfigError(f"deeplabv3plus_mnv2 decoder_layers must be 1 or 2, got {o['decoder_layers']}")
+    _check_decoder(o["decoder"])
     network = DeepLabV3Plus(
         3, num_classes, width_mult=float(o["width_mult"]), output_stride=int(o["output_stride"]),
         aspp_channels=int(o["aspp_channels"]), aspp_rates=tuple(int(r) for r in o["aspp_rates"]),
     )
     network.input_layer = ImageNormalization()
-    if int(o["decoder_layers"]) == 1:
-        network.decoder.fuse = network.decoder.fuse[:1]
+    network.decoder.fuse = network.decoder.fuse[: DECODER_FUSION_LAYERS[str(o["decoder"])]]
     return network
 
 
@@ -262,7 +268,7 @@ RESNET_DEFAULTS: dict[str, Any] = {
     "output_stride": 16,  # 8 dilates layer3 and layer4, 16 only layer4 (torchvision's replace_stride_with_dilation)
     "aspp_channels": 256,
     "aspp_rates": [6, 12, 18],  # at output stride 16; doubled at 8 (VainF's 12/24/36)
-    # VainF's (and so HS3-Bench's) decoder, as deeplabv3plus_mnv2's default decoder_layers=1.
+    # VainF's (and so HS3-Bench's) decoder, as for deeplabv3plus_mnv2.
     "decoder": "vainf",
 }
 
@@ -272,8 +278,7 @@ def build_deeplabv3plus_resnet(depth: int) -> BuildFn:
 
     def build(num_classes: int, options: dict[str, Any]) -> DeepLabV3Plus:
         o = {**RESNET_DEFAULTS, **options}
-        if o["decoder"] not in DECODER_FUSION_LAYERS:
-            raise ConfigError(f"decoder must be one of {', '.join(DECODER_FUSION_LAYERS)}, got {o['decoder']!r}")
+        _check_decoder(o["decoder"])
         if int(o["output_stride"]) not in (8, 16, 32):
             raise ConfigError(f"output_stride must be 8, 16 or 32, got {o['output_stride']}")
         network = DeepLabV3Plus(

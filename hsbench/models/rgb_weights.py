@@ -103,7 +103,7 @@ def _rename(state: dict[str, torch.Tensor], rules: list[tuple[str, Callable[[re.
 
 
 def _hsbench_options(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-    options: dict[str, Any] = {"decoder_layers": 2 if any(k.startswith("decoder.fuse.1.") for k in state) else 1}
+    options: dict[str, Any] = {"decoder": "hsbench" if any(k.startswith("decoder.fuse.1.") for k in state) else "vainf"}
     if "aspp.project.0.0.weight" in state:
         options["aspp_channels"] = int(state["aspp.project.0.0.weight"].shape[0])
     return options
