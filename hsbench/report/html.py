@@ -29,6 +29,7 @@ from hsbench.report.tables import (
     metric_cells,
     transductive_note,
 )
+from hsbench.report.timings import TIMINGS_CAPTION, TIMINGS_TITLE, timing_header, timing_rows, timing_table
 
 __all__ = ["render_html"]
 
@@ -129,6 +130,12 @@ def _builds_table(data: ReportData) -> list[str]:
     return [f"<h2>{_e(BUILDS_TITLE)}</h2>", *_table("builds", BUILDS_HEADER, builds_rows(data), text_columns=4)]
 
 
+def _timings_table(data: ReportData) -> list[str]:
+    table = timing_table(data)
+    return [f"<h2>{_e(TIMINGS_TITLE)}</h2>", f'<p class="legend">{_e(TIMINGS_CAPTION)}</p>',
+            *_table("timings", timing_header(table), timing_rows(table), text_columns=3)]
+
+
 def _figure(figure: FigureFile) -> str:
     encoded = base64.b64encode(figure.png.read_bytes()).decode("ascii")
     return (f'<figure><img alt="{_e(figure.title)}" src="data:image/png;base64,{encoded}">'
@@ -151,6 +158,7 @@ def render_html(inputs: TableInputs, figures: list[FigureFile]) -> str:
     body += _comparison_table(inputs)
     body += _pairwise_tables(inputs)
     body += _rank_sections(inputs, figures)
+    body += _timings_table(data)
     notes = dataset_notes(data)
     if notes:
         body += ["<h2>Datasets</h2>", "<ul>", *(f"<li>{_e(n)}</li>" for n in notes), "</ul>"]

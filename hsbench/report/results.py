@@ -41,7 +41,7 @@ def _require_runs(runs: pd.DataFrame, store: ResultsStore, scope: str, fix: str)
 
 
 _RUN_COLUMNS = ["run_id", "dataset", "dataset_version", "dataset_fingerprint", "split", "label", "seed", "run_dir",
-                "provenance"]
+                "provenance", "timings"]
 
 
 @dataclass
@@ -52,7 +52,8 @@ class ReportData:
         name: suite name (or ``all``); the report folder's name.
         description: one paragraph for the page header.
         runs: one row per run: the columns of ``_RUN_COLUMNS`` plus one column per metric of
-            :data:`REPORT_METRICS` (fractions, full precision) and ``val_miou`` (NaN without val metrics).
+            :data:`REPORT_METRICS` (fractions, full precision) and ``val_miou`` (NaN without val metrics);
+            ``timings`` is the run's stored phase -> seconds mapping (``None`` for older rows).
         labels, datasets, splits: display orders.
         store: the database, for confusion matrices.
         expected: how many runs the report should have (the suite's cell count), ``None`` without a suite.
@@ -151,7 +152,8 @@ def load_suite_results(store: ResultsStore, suite: Suite, *, sweep_storage: str 
         run = completed.loc[run_id]
         rows.append({"run_id": run_id, "dataset": cell.dataset, "dataset_version": run["dataset_version"],
                      "dataset_fingerprint": run["dataset_fingerprint"], "split": cell.split, "label": cell.label,
-                     "seed": cell.seed, "run_dir": run["run_dir"], "provenance": run["provenance"]})
+                     "seed": cell.seed, "run_dir": run["run_dir"], "provenance": run["provenance"],
+                     "timings": run["timings"]})
     runs = _require_runs(_with_metrics(store, pd.DataFrame(rows, columns=_RUN_COLUMNS)), store,
                          f"of suite {suite.name} ({len(cells)} cells)",
                          f"run `hsbench benchmark --suite {suite.name}` first, or check --results / --db")

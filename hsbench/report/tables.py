@@ -19,6 +19,7 @@ from hsbench.report.provenance import BUILDS_HEADER, BUILDS_TITLE, builds_rows, 
 from hsbench.report.ranks import RankTest, rank_lines, rank_table
 from hsbench.report.results import REPORT_METRICS, ReportData
 from hsbench.report.stats import PairedComparison
+from hsbench.report.timings import TIMINGS_CAPTION, TIMINGS_TITLE, timing_header, timing_rows, timing_table
 from hsbench.strategy import TRANSDUCTIVE_MARK
 
 __all__ = ["TableInputs", "TABLE_FORMATS", "COMPARISON_HEADER", "TRANSDUCTIVE_NOTE", "format_value",
@@ -152,6 +153,9 @@ def render_markdown(inputs: TableInputs) -> str:
     for test in inputs.ranks:
         table = markdown_table(*rank_table(test)) + [""] if test.reason is None else []
         lines += [f"## Mean ranks across datasets, split `{test.split}`", "", *table, *rank_lines(test), ""]
+    timings = timing_table(data)
+    lines += [f"## {TIMINGS_TITLE}", "", TIMINGS_CAPTION, "",
+              *markdown_table(timing_header(timings), timing_rows(timings)), ""]
     lines += ["## Datasets", "", *(f"- {note}" for note in dataset_notes(data)), ""]
     lines += [f"## {BUILDS_TITLE}", "", *markdown_table(BUILDS_HEADER, builds_rows(data)), ""]
     return "\n".join(lines)

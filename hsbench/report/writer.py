@@ -26,6 +26,7 @@ from hsbench.report.ranks import rank_tests, ranks_csv
 from hsbench.report.results import ReportData
 from hsbench.report.stats import PairedComparison
 from hsbench.report.tables import TABLE_FORMATS, TableInputs
+from hsbench.report.timings import timings_csv
 
 __all__ = ["MANIFEST", "ReportFiles", "write_report"]
 
@@ -44,10 +45,12 @@ class ReportFiles:
     tables: dict[str, Path]
     figures: list[FigureFile]
     comparisons: Path
+    timings: Path | None = None
 
 
 def write_report(data: ReportData, out_dir: Path) -> ReportFiles:
-    """Write ``leaderboard.{md,html,tex,csv}``, ``comparisons.json``, ``ranks.csv``, ``pairwise.{csv,md}``, figures.
+    """Write ``leaderboard.{md,html,tex,csv}``, ``comparisons.json``, ``ranks.csv``, ``pairwise.{csv,md}``,
+    ``timings.csv``, figures.
 
     Raises:
         ConfigError: ``out_dir/figures`` is a symlink (or path) leading out of ``out_dir``; nothing is written.
@@ -72,12 +75,14 @@ def write_report(data: ReportData, out_dir: Path) -> ReportFiles:
     pairwise_files = [out_dir / "pairwise.csv", out_dir / "pairwise.md"]
     _write_utf8(pairwise_files[0], pairwise_csv(pairs))
     _write_utf8(pairwise_files[1], pairwise_markdown(data.name, pairs))
+    timings = out_dir / "timings.csv"
+    _write_utf8(timings, timings_csv(data))
     written = {_relative(out_dir, p)
-               for p in [*tables.values(), comparisons, ranks, *pairwise_files, *_figure_paths(figures)]}
+               for p in [*tables.values(), comparisons, ranks, *pairwise_files, timings, *_figure_paths(figures)]}
     _remove_stale(out_dir, previous - written)
     _write_utf8(out_dir / MANIFEST, json.dumps({"written_by": "hsbench report", "files": sorted(written)}, indent=1))
     log.info("report %s: %d runs, %d figures -> %s", data.name, len(data.runs), len(figures), out_dir)
-    return ReportFiles(out_dir, tables, figures, comparisons)
+    return ReportFiles(out_dir, tables, figures, comparisons, timings)
 
 
 def _figure_paths(figures: list[FigureFile]) -> list[Path]:
