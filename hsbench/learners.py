@@ -252,7 +252,7 @@ class DenseNetworkLearner(Learner):
             "stopped_reason": result.stopped_reason,
             "parameters": sum(p.numel() for p in self.network.parameters()),
             "trainable_parameters": sum(p.numel() for p in self.network.parameters() if p.requires_grad),
-            "val_history": [entry["val_score"] for entry in result.history],
+            **result.curve(),
         }
 
     @torch.no_grad()

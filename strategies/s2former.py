@@ -270,6 +270,7 @@ class S2Former(Strategy):
             "stopped_reason": result.stopped_reason,
             "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
             "parameters": sum(p.numel() for p in self.network.parameters() if p.requires_grad),
+            **result.curve(),
         }
 
     @torch.no_grad()

@@ -322,3 +322,48 @@ def test_ddp_ranks_end_with_identical_best_weights(tmp_path: Path) -> None:
     assert out[0]["best_epoch"] == out[1]["best_epoch"] == 1
     assert [h["val_score"] for h in out[1]["scores"]] == [0.9, 0.1]  # broadcast from rank 0
     assert (len(out[0]["calls"]), len(out[1]["calls"])) == (2, 0)  # only rank 0 evaluates
+
+
+# ------------------------------------------------------------------------------------------- speed settings
+def test_channels_last_trains_the_network_in_nhwc_and_learns_the_same_task(tmp_path: Path) -> None:
+    seen: list[bool] = []
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = tiny_net(runet=True)
+
+        def forward(self, cube: torch.Tensor) -> torch.Tensor:
+            if self.training:  # training batches only (evaluation feeds its own tensors)
+                seen.append(cube.is_contiguous(memory_format=torch.channels_last))
+            return self.net(cube)
+
+    train, val = BlockDataset(8, seed=1), BlockDataset(4, seed=2)
+    train.cubes = train.cubes.contiguous()  # NCHW, as the data pipeline delivers it
+    scores = {}
+    for channels_last in (True, False):
+        seen.clear()
+        model = Probe()
+        cfg = fast_cfg(epochs=15, lr=1e-2, batch_size=2, schedule="constant", channels_last=channels_last)
+        scores[channels_last] = Trainer(model, cfg, make_ctx(tmp_path), ignore_index=IGNORE).fit(
+            train, lambda m: miou(m, val)).best_score
+        conv = next(m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+        assert set(seen) == {channels_last}
+        assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert scores[True] > 0.8 and scores[False] > 0.8
+
+
+def test_fused_adamw_is_the_engine_optimizer() -> None:
+    from hsbench.engine import OPTIMIZERS
+
+    optimizer = OPTIMIZERS["adamw"](tiny_net().parameters(), fast_cfg())
+    assert optimizer.defaults["fused"] is True
+
+
+def test_curve_gives_the_val_score_and_seconds_of_every_epoch(tmp_path: Path) -> None:
+    cfg = fast_cfg(epochs=4, eval_every=2)
+    result = Trainer(tiny_net(), cfg, make_ctx(tmp_path), ignore_index=IGNORE).fit(
+        BlockDataset(4, seed=1), scripted([0.3, 0.5]))
+    curve = result.curve()
+    assert curve["val_history"] == [None, 0.3, None, 0.5]
+    assert len(curve["epoch_seconds"]) == 4 and all(s > 0 for s in curve["epoch_seconds"])
