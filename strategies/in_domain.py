@@ -110,7 +110,9 @@ class InDomain(Strategy):
     smoke_options: ClassVar[list[dict[str, Any]]] = [
         {**_SMOKE_TRAINING, "model": "runet", "model_options": {"base_channels": 8}},
         {**_SMOKE_TRAINING, "model": "unet", "input": "pca=3", "model_options": {"base_channels": 8}},
-        {**_SMOKE_TRAINING, "model": "deeplabv3plus", "model_options": {"width_mult": 0.25}},
+        # 16 epochs: at 8 this DeepLabV3+ is at chance on the tiny set for some seeds (0.26-0.41 test OA over
+        # seeds 0-4, NCHW or channels_last); at 16 it is 0.45-0.61.
+        {**_SMOKE_TRAINING, "epochs": 16, "model": "deeplabv3plus", "model_options": {"width_mult": 0.25}},
         {"model": "svm", "input": "standardize", "svm_c_grid": [1.0, 10.0], "svm_max_pixels": 500},
     ]
 

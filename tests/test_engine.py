@@ -353,6 +353,19 @@ def test_channels_last_trains_the_network_in_nhwc_and_learns_the_same_task(tmp_p
     assert scores[True] > 0.8 and scores[False] > 0.8
 
 
+def test_channels_last_changes_the_layout_not_the_function() -> None:
+    """Same weights, same input: the NHWC network computes what the NCHW one does (dropout aside, whose masks are
+    drawn in memory order, hence eval mode)."""
+    import copy
+
+    model = tiny_net(runet=True).eval()
+    nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    cube = BlockDataset(2, seed=3).cubes.contiguous()
+    with torch.no_grad():
+        expected, got = model(cube), nhwc(cube.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(expected, got, atol=1e-5)
+
+
 def test_fused_adamw_is_the_engine_optimizer() -> None:
     from hsbench.engine import OPTIMIZERS
 
