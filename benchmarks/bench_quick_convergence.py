@@ -166,10 +166,9 @@ def ratio_table(base: pd.DataFrame, scaled: pd.DataFrame) -> pd.DataFrame:
     keys = ["label", "dataset", "split", "seed"]
     merged = pd.merge(base[keys + ["miou"]], scaled[keys + ["miou"]], on=keys, how="outer",
                       suffixes=("_base", "_scaled"))
-    paired = merged.dropna(subset=["miou_base", "miou_scaled"])
     rows = []
-    for (label, dataset, split), _ in merged.groupby(["label", "dataset", "split"], sort=False):
-        both = paired[(paired["label"] == label) & (paired["dataset"] == dataset) & (paired["split"] == split)]
+    for (label, dataset, split), group in merged.groupby(["label", "dataset", "split"], sort=False):
+        both = group.dropna(subset=["miou_base", "miou_scaled"])
         base_jm = 100.0 * both["miou_base"].mean() if len(both) else math.nan
         scaled_jm = 100.0 * both["miou_scaled"].mean() if len(both) else math.nan
         rows.append({"label": label, "dataset": dataset, "split": split, "seeds": sorted(int(s) for s in both["seed"]),
@@ -247,13 +246,13 @@ def verdict(table: pd.DataFrame, target: float = TARGET) -> Verdict:
 
 def markdown_table(table: pd.DataFrame, multiplier: int, target: float = TARGET) -> str:
     """label | dataset | split | base J_M | xM J_M | ratio | meets."""
-    out = [f"| label | dataset | split | base J_M | x{multiplier} J_M | ratio | meets |",
-           "|---|---|---|---:|---:|---:|---|"]
-    for row in table.itertuples():
-        meets = "-" if math.isnan(row.ratio) else ("yes" if row.ratio >= target else "no")
-        out.append(f"| {row.label} | {row.dataset} | {row.split} | {_num(row.base_jm, 2)} | {_num(row.scaled_jm, 2)} "
-                   f"| {_num(row.ratio, 3)} | {meets} |")
-    return "\n".join(out)
+    from hsbench.report.tables import markdown_table as table_lines
+
+    header = ["label", "dataset", "split", "base J_M", f"x{multiplier} J_M", "ratio", "meets"]
+    rows = [[str(row.label), str(row.dataset), str(row.split), _num(row.base_jm, 2), _num(row.scaled_jm, 2),
+             _num(row.ratio, 3), "-" if math.isnan(row.ratio) else ("yes" if row.ratio >= target else "no")]
+            for row in table.itertuples()]
+    return "\n".join(table_lines(header, rows))
 
 
 def _num(value: float, digits: int) -> str:

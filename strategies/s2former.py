@@ -261,7 +261,8 @@ class S2Former(Strategy):
         trainer = Trainer(self.network, self.engine_config(), self.ctx, ignore_index=self.card.ignore_index,
                           loss_fn=loss_fn)
         result = trainer.fit(self.training_tiles(train), evaluate=lambda _model: view_miou(self.predict, val))
-        seconds = [entry["seconds"] for entry in result.history]
+        curve = result.curve()
+        seconds = curve["epoch_seconds"]
         return {
             **self.pretrain_facts,
             "best_val_miou": result.best_score,
@@ -270,7 +271,7 @@ class S2Former(Strategy):
             "stopped_reason": result.stopped_reason,
             "seconds_per_epoch": float(np.median(seconds)) if seconds else None,
             "parameters": sum(p.numel() for p in self.network.parameters() if p.requires_grad),
-            **result.curve(),
+            **curve,
         }
 
     @torch.no_grad()
