@@ -244,7 +244,7 @@ def test_cli_benchmark_shows_one_bar_and_ends_with_the_report(tmp_path, plugins,
 
     import yaml
 
-    from hsbench.cli_benchmark import add_benchmark_parsers, cmd_benchmark
+    from hsbench.cli import benchmark
 
     suite_file = tmp_path / "suite.yaml"
     suite_file.write_text(yaml.safe_dump({
@@ -252,10 +252,10 @@ def test_cli_benchmark_shows_one_bar_and_ends_with_the_report(tmp_path, plugins,
         "strategies": [{"strategy": "counting", "label": "a"}, {"strategy": "counting", "label": "b",
                                                                   "options": {"tag": "b"}}]}))
     parser = argparse.ArgumentParser()
-    add_benchmark_parsers(parser.add_subparsers(dest="command"))
+    benchmark.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["benchmark", "--suite", str(suite_file), "--results", str(tmp_path / "results"),
                               "--reports", str(tmp_path / "reports"), "--device", "cpu"])
-    assert cmd_benchmark(args) == 0
+    assert benchmark.run(args) == 0
     out, err = capsys.readouterr()
     assert "6/6" in err and "cell" in err  # the progress bar
     assert "suite cli: 6 of 6 cells done, 0 failed" in err

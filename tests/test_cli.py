@@ -78,3 +78,20 @@ def test_config_file_supplies_the_run_and_flags_override(tmp_path, capsys) -> No
 def test_console_entry_point_runs_as_a_module() -> None:
     result = subprocess.run([sys.executable, "-m", "hsbench", "list", "strategies"], capture_output=True, text=True)
     assert result.returncode == 0 and "in_domain" in result.stdout
+
+
+def test_every_command_is_one_module_of_the_cli_package() -> None:
+    """``hsbench/cli/`` holds one module per sub-command; ``--help`` lists them in the registry's order."""
+    import importlib
+
+    from hsbench.cli import COMMANDS
+
+    help_text = build_parser().format_help()
+    positions = []
+    for name, module in COMMANDS.items():
+        assert module.NAME == name and callable(module.add_parser) and callable(module.run)
+        assert module.__name__.startswith("hsbench.cli.")
+        assert importlib.import_module(module.__name__) is module
+        positions.append(help_text.index(f"    {name} "))
+    assert positions == sorted(positions)
+    assert {"run", "list", "show", "prepare", "pretrain", "sweep", "benchmark", "report"} <= set(COMMANDS)

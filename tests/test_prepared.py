@@ -18,7 +18,7 @@ import pytest
 from hsbench.data import DatasetCard, OfficialSplit, Sample
 from hsbench.data.prepared import open_prepared, prepare_dataset, read_manifest, sample_dir_name
 from hsbench.data.source import RawSample, RealDatasetProvider, SourceFormat
-from hsbench.errors import DataError, HsbenchError
+from hsbench.errors import DataError
 
 BANDS, HEIGHT, WIDTH, IGNORE = 4, 6, 5, 255
 OFFICIAL = OfficialSplit(("s0", "s1", "s2"), ("s3",), ("s4", "s5 100%"))
@@ -299,59 +299,17 @@ def registered():
 
 
 def _cli(argv: list[str]) -> int:
-    """``hsbench prepare ...`` through ``hsbench.cli.main`` once wired there, else the same handling here."""
-    import hsbench.cli
+    """``hsbench prepare ...`` through ``hsbench.cli.main``."""
+    from hsbench.cli import main
 
-    if "prepare" in getattr(hsbench.cli, "COMMANDS", {}):
-        return hsbench.cli.main(["prepare", *argv])
-    from hsbench.cli_prepare import add_prepare_parser, cmd_prepare
-
-    parser = argparse.ArgumentParser(prog="hsbench")
-    add_prepare_parser(parser.add_subparsers(dest="command"))
-    try:
-        return cmd_prepare(parser.parse_args(["prepare", *argv]))
-    except HsbenchError as exc:
-        print(f"hsbench: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def test_cli_complete_exits_0_with_a_summary(raw: Path, root: Path, registered, capsys) -> None:
-    assert _cli(["fake_hsi", "--raw", str(raw), "--data-root", str(root), "--no-progress"]) == 0
-    assert "prepared 6, skipped 0 already prepared" in capsys.readouterr().out
-    assert _cli(["fake_hsi", "--raw", str(raw), "--data-root", str(root), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert "prepared 0, skipped 6" in out and "complete" in out
-
-
-def test_cli_bad_and_missing_files_exit_1_and_are_listed(raw: Path, root: Path, registered, capsys) -> None:
-    _add_bad_files(raw)
-    (raw / "s3.cube.npy").unlink()
-    assert _cli(["fake_hsi", "--raw", str(raw), "--data-root", str(root), "--no-progress"]) == 1
-    out = capsys.readouterr().out
-    assert "3 bad file(s)" in out and "corrupt_img.cube.npy" in out and "nan_img.cube.npy" in out
-    assert f"1 sample(s) of the official splits are not in {raw}:\n  s3" in out and "incomplete" in out
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["fake_hsj", "--raw", "."], "did you mean 'fake_hsi'"),
-        (["synthetic_drive", "--raw", "."], "is embedded and needs no preparation"),
-        (["fake_hsi", "--raw", "/no/such/folder"], "/no/such/folder does not exist"),
-        (["fake_hsi", "--raw", ".", "--format", "envi"], "it reads npy_pairs"),
-    ],
-)
-def test_cli_user_mistakes_exit_2(registered, capsys, argv, message) -> None:
-    assert _cli(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    return main(["prepare", *argv])
 
 
 def test_cli_help() -> None:
-    from hsbench.cli_prepare import add_prepare_parser
+    from hsbench.cli import prepare
 
     parser = argparse.ArgumentParser(prog="hsbench")
-    add_prepare_parser(parser.add_subparsers(dest="command"))
+    prepare.add_parser(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["prepare", "--help"])
     assert exit_info.value.code == 0

@@ -13,7 +13,7 @@ import yaml
 from conftest import register_tiny_provider
 
 from hsbench.benchmark import BenchmarkConfig, run_benchmark
-from hsbench.cli_benchmark import add_benchmark_parsers, cmd_benchmark, cmd_report
+from hsbench.cli import benchmark, report
 from hsbench.registry import DATASETS
 from hsbench.report import load_all_results, load_suite_results, write_report
 from hsbench.report.budget import label_budget
@@ -212,17 +212,19 @@ def _write_suite(tmp_path, **changes):
 def test_cli_report_and_dry_run(bench, tmp_path, capsys) -> None:
     suite, store, _, _ = bench
     parser = argparse.ArgumentParser()
-    add_benchmark_parsers(parser.add_subparsers(dest="command"))
+    subparsers = parser.add_subparsers(dest="command")
+    benchmark.add_parser(subparsers)
+    report.add_parser(subparsers)
     results = store.url.removeprefix("sqlite:///")
     suite_file = _write_suite(tmp_path)
     args = parser.parse_args(["report", "--suite", str(suite_file), "--db", results, "--reports", str(tmp_path)])
-    assert cmd_report(args) == 0
+    assert report.run(args) == 0
     assert (tmp_path / "tinyreport" / "leaderboard.html").is_file()
     assert "Leaderboard: tinyreport" in capsys.readouterr().out
     args = parser.parse_args(["benchmark", "--suite", str(suite_file), "--db", results, "--dry-run"])
-    assert cmd_benchmark(args) == 0
+    assert benchmark.run(args) == 0
     assert "done 24, failed 0, running 0, not started 0" in capsys.readouterr().out
-    assert cmd_benchmark(parser.parse_args(["benchmark", "--list"])) == 0
+    assert benchmark.run(parser.parse_args(["benchmark", "--list"])) == 0
     assert "quick: 48 cells" in capsys.readouterr().out
 
 

@@ -197,11 +197,11 @@ def _spawned_worker(config: SweepConfig) -> None:
 
 def _sweep_cli(argv: list[str]) -> int:
     """``hsbench sweep ARGS`` through the parser and command this module adds to the CLI."""
-    from hsbench.cli_sweep import add_sweep_parser, cmd_sweep
+    from hsbench.cli import sweep
 
     parser = argparse.ArgumentParser(prog="hsbench")
-    add_sweep_parser(parser.add_subparsers(dest="command"))
-    return cmd_sweep(parser.parse_args(["sweep", *argv]))
+    sweep.add_parser(parser.add_subparsers(dest="command"))
+    return sweep.run(parser.parse_args(["sweep", *argv]))
 
 
 def test_cli_sweep_plots_and_refit_best_as_tagged_runs(tmp_path, toy, capsys) -> None:

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from conftest import make_tiny_dataset, register_tiny_provider
 
-from hsbench.cli import _resolve_run_request, build_parser, main
+from hsbench.cli import build_parser, main
+from hsbench.cli.run import resolve_run_request
 from hsbench.data import Dataset, OfficialSplit, Sample
 from hsbench.errors import ConfigError
 from hsbench.registry import DATASETS
@@ -62,7 +63,7 @@ def test_python_run_config_is_refused_without_trust_config(tmp_path: Path, monke
 def test_trusted_python_run_config_is_read(tmp_path: Path) -> None:
     config = tmp_path / "run.py"
     config.write_text("strategy = 'in_domain'\nseeds = [1, 2]\noptions = dict(epochs=3)\n")
-    request = _resolve_run_request(build_parser().parse_args(["run", "--config", str(config), "--trust-config"]))
+    request = resolve_run_request(build_parser().parse_args(["run", "--config", str(config), "--trust-config"]))
     assert (request["strategy"], request["seeds"], request["options"]) == ("in_domain", [1, 2], {"epochs": 3})
 
 
@@ -70,7 +71,7 @@ def test_run_config_unknown_key_gets_did_you_mean(tmp_path: Path) -> None:
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"strategi": "in_domain"}))
     with pytest.raises(ConfigError, match=r"'strategi'.*did you mean 'strategy'"):
-        _resolve_run_request(build_parser().parse_args(["run", "--config", str(config)]))
+        resolve_run_request(build_parser().parse_args(["run", "--config", str(config)]))
 
 
 def test_run_help_names_trust_config(capsys) -> None:

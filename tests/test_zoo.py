@@ -10,7 +10,7 @@ import safetensors.torch
 import torch
 
 import hsbench
-from hsbench.cli_pretrain import add_pretrain_parser, cmd_pretrain
+from hsbench.cli import pretrain
 from hsbench.errors import ConfigError
 from hsbench.models.spectral_fm import fm_config
 from hsbench.models.spectral_fm_import import fm_from_artifact, load_weights_file
@@ -112,8 +112,8 @@ def test_untrusted_pickles_are_refused_with_a_hint(tmp_path) -> None:
 
 def run_pretrain(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hsbench")
-    add_pretrain_parser(parser.add_subparsers(dest="command"))
-    return cmd_pretrain(parser.parse_args(argv))
+    pretrain.add_parser(parser.add_subparsers(dest="command"))
+    return pretrain.run(parser.parse_args(argv))
 
 
 def test_pretrain_command_stores_a_reusable_artifact(home, capsys) -> None:

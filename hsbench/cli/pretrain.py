@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the CLI imports this module at start-up: torch is loaded only when pretrain runs
     from hsbench.zoo import Artifact, Zoo
 
-__all__ = ["add_pretrain_parser", "cmd_pretrain", "PRETRAINERS"]
+__all__ = ["NAME", "PRETRAINERS", "add_parser", "run"]
+
+NAME = "pretrain"
 
 
 def _spectral_fm(args: argparse.Namespace, zoo: Zoo) -> Artifact:
@@ -41,7 +43,7 @@ PRETRAINERS: dict[str, Callable[[argparse.Namespace, Zoo], Artifact]] = {"spectr
 """Pretrainable models by name: ``fn(args, zoo) -> artifact``."""
 
 
-def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``pretrain`` sub-command to the ``hsbench`` parser."""
     p = subparsers.add_parser(
         "pretrain", help="pretrain a foundation model on unlabelled source data and store it in the zoo",
@@ -66,7 +68,7 @@ def add_pretrain_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     return p
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Pretrain (or find) the artifact; print its path and final loss."""
     from hsbench.zoo import Zoo
 

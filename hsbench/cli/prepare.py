@@ -14,13 +14,15 @@ from typing import Any
 
 from hsbench.errors import ConfigError, DataError
 
-__all__ = ["add_prepare_parser", "cmd_prepare", "format_report"]
+__all__ = ["NAME", "add_parser", "run", "format_report"]
+
+NAME = "prepare"
 
 _SHOWN_MISSING = 40
 _H5_SUFFIXES = (".h5", ".hdf5")
 
 
-def add_prepare_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add the ``prepare`` sub-command to the ``hsbench`` parser's sub-parsers."""
     p = subparsers.add_parser(
         "prepare", help="convert a downloaded real dataset into the prepared cache (once per dataset)",
@@ -109,7 +111,7 @@ def format_report(report: Any, raw_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``hsbench prepare``; user mistakes raise :class:`hsbench.errors.HsbenchError` (exit 2 in ``main``)."""
     from hsbench.data.paths import data_root_from
     from hsbench.data.prepared import prepare_dataset

@@ -21,12 +21,14 @@ from hsbench.names import inside
 if TYPE_CHECKING:  # the CLI imports this module at start-up: optuna and torch load only when sweep runs
     from hsbench.sweep import SweepConfig, SweepSummary
 
-__all__ = ["add_sweep_parser", "cmd_sweep"]
+__all__ = ["NAME", "add_parser", "run"]
+
+NAME = "sweep"
 
 
-def add_sweep_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Any) -> None:
     """Add ``sweep`` to the CLI's sub-commands; it takes every option of ``hsbench run`` too."""
-    from hsbench.cli import _add_run_options  # deferred: hsbench.cli imports this module
+    from hsbench.cli.run import add_run_options
 
     p = subparsers.add_parser(
         "sweep",
@@ -36,7 +38,7 @@ def add_sweep_parser(subparsers: Any) -> None:
                     "existing study resumes until it has --trials finished trials. Options fixed with "
                     "--cfg-options / --epochs / --model are not searched. Trials train with the first of --seeds.",
     )
-    _add_run_options(p)
+    add_run_options(p)
     p.add_argument("--study", required=True, help="study name (resumed if it exists)")
     p.add_argument("--trials", type=int, default=20,
                    help="finished (complete or pruned) trials the study should have, over all workers (default 20)")
@@ -57,18 +59,18 @@ def add_sweep_parser(subparsers: Any) -> None:
 
 def _worker_setup(verbose: bool, data_root: Path | None) -> None:
     """What ``hsbench.cli.main`` does before a command, repeated in each spawned worker process."""
-    from hsbench.cli import _configure_logging
+    from hsbench.cli.main import configure_logging
     from hsbench.data.scenes import register_user_datasets
 
-    _configure_logging(verbose)
+    configure_logging(verbose)
     register_user_datasets(data_root)
 
 
 def _definition(args: argparse.Namespace) -> Any:
-    from hsbench.cli import _resolve_run_request
+    from hsbench.cli.run import resolve_run_request
     from hsbench.sweep import SweepDefinition
 
-    request = _resolve_run_request(args)
+    request = resolve_run_request(args)
     if len(request["models"]) > 1:
         raise ConfigError("a sweep tunes one model: pass a single --model (run one sweep per model)")
     model = request["models"][0]
@@ -134,7 +136,7 @@ def _refit(args: argparse.Namespace, config: SweepConfig) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep and write its plots; with ``--refit-best``, refit the best options on test."""
     from hsbench.sweep import open_study, run_sweep, write_sweep_plots
 

@@ -1,4 +1,4 @@
-"""``hsbench benchmark`` (run a suite's matrix, then report) and ``hsbench report`` (tables and figures)."""
+"""``hsbench benchmark``: run a suite's matrix (datasets x strategies x splits x seeds), then write its report."""
 
 from __future__ import annotations
 
@@ -7,26 +7,18 @@ import logging
 import sys
 from pathlib import Path
 
+from hsbench.cli.report import add_storage_options, report_dir, write_report_for
 from hsbench.errors import ConfigError
-from hsbench.names import inside
 
-__all__ = ["add_benchmark_parsers", "cmd_benchmark", "cmd_report"]
+__all__ = ["NAME", "add_parser", "run"]
+
+NAME = "benchmark"
 
 log = logging.getLogger("hsbench")
 
 
-def _add_storage_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default ./results)")
-    p.add_argument("--db", help="results database URL or SQLite path (default <results>/hsbench.db); "
-                                "several machines share one matrix through one PostgreSQL URL")
-    p.add_argument("--reports", type=Path, default=Path("reports"),
-                   help="reports folder; a report goes to <reports>/<suite>/ (default ./reports)")
-    p.add_argument("--sweep-storage", help="Optuna storage with sweeps to plot: journal file or URL "
-                                           "(default <results>/optuna.journal when it exists)")
-
-
-def add_benchmark_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``benchmark`` and ``report`` commands to the ``hsbench`` parser."""
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``benchmark`` to the ``hsbench`` parser's sub-commands."""
     bench = subparsers.add_parser(
         "benchmark", help="run a suite (datasets x strategies x splits x seeds), then write its report",
         description="Run every unfinished cell of a suite: finished cells are skipped, interrupted ones redone. "
@@ -48,49 +40,7 @@ def add_benchmark_parsers(subparsers: argparse._SubParsersAction) -> None:
                        help="heartbeat interval of a running cell (default 30)")
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _add_storage_options(bench)
-    report = subparsers.add_parser(
-        "report", help="write leaderboards (md, html, tex, csv) and figures from the results database",
-        description="Write reports/<suite>/ from stored results only: HS3-Bench leaderboards, a paired "
-                    "best-vs-runner-up comparison, and figures (PNG + SVG). Without --suite: every completed run, "
-                    "into reports/all/.")
-    report.add_argument("--suite", help="a shipped suite name or a suite YAML path")
-    report.add_argument("--out", type=Path, help="output folder (default <reports>/<suite or all>)")
-    _add_storage_options(report)
-
-
-def _sweep_storage(args: argparse.Namespace) -> str | None:
-    if args.sweep_storage:
-        return str(args.sweep_storage)
-    journal = Path(args.results) / "optuna.journal"
-    return str(journal) if journal.is_file() else None
-
-
-def _report_dir(args: argparse.Namespace, suite) -> Path:
-    """``--out`` as given, or ``<reports>/<suite or all>``, which must not lead out of ``--reports`` (a symlink)."""
-    if getattr(args, "out", None):
-        return Path(args.out)
-    out_dir = Path(args.reports) / (suite.name if suite is not None else "all")
-    inside(Path(args.reports), out_dir, "report folder")
-    return out_dir
-
-
-def _write_report(args: argparse.Namespace, suite) -> Path:
-    from hsbench.report import load_all_results, load_suite_results, write_report
-    from hsbench.store import ResultsStore, default_database
-
-    out_dir = _report_dir(args, suite)  # checked before anything is read or written
-    store = ResultsStore(default_database(args.results, args.db))
-    if suite is None:
-        data = load_all_results(store, sweep_storage=_sweep_storage(args))
-    else:
-        data = load_suite_results(store, suite, sweep_storage=_sweep_storage(args))
-    files = write_report(data, out_dir)
-    print(files.tables["md"].read_text(encoding="utf-8"))
-    print(f"Report: {out_dir}/leaderboard.{{md,html,tex,csv}}, {len(files.figures)} figures in {out_dir}/figures")
-    return out_dir
-
-
+    add_storage_options(bench)
 def _print_suites() -> None:
     from hsbench.suite import load_suite, shipped_suites
 
@@ -125,7 +75,7 @@ def _print_matrix(args: argparse.Namespace, suite) -> None:
             print(f"    @{weights.name}: {weights.file}{state} (for {', '.join(labels)}): {weights.source}")
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from hsbench.benchmark import BenchmarkConfig, run_benchmark
     from hsbench.suite import load_suite
 
@@ -139,7 +89,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         _print_matrix(args, suite)
         return 0
     if not args.no_report:
-        _report_dir(args, suite)  # a report folder leading out of --reports fails now, not after the matrix ran
+        report_dir(args, suite)  # a report folder leading out of --reports fails now, not after the matrix ran
     suite.check_weights(args.weights_dir)
     config = BenchmarkConfig(results_dir=args.results, db=args.db, data_root=args.data_root, device=args.device,
                              workers=args.workers, stale_after_s=args.claim_timeout, heartbeat_s=args.heartbeat,
@@ -150,15 +100,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     for error in summary.errors:
         print(f"  failed: {error}", file=sys.stderr)
     if not args.no_report and summary.states["done"]:
-        _write_report(args, suite)
+        write_report_for(args, suite)
     elif not args.no_report:
         print(f"suite {suite.name}: no cell completed, so no report was written", file=sys.stderr)
     return 0 if summary.states["failed"] == 0 else 1
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from hsbench.suite import load_suite
-
-    suite = load_suite(args.suite) if args.suite else None
-    _write_report(args, suite)
-    return 0
