@@ -42,6 +42,7 @@ from hsbench.registry import STRATEGIES, lookup, names
 from hsbench.seeding import SeedStreams
 
 if TYPE_CHECKING:
+    from hsbench.saved_model import ModelState
     from hsbench.splits import Split
 
 __all__ = [
@@ -272,6 +273,24 @@ class Strategy:
     def predict(self, sample: Sample) -> np.ndarray:
         """Dense ``(H, W)`` int64 prediction in harness class ids for one sample."""
         raise NotImplementedError
+
+    def model_state(self) -> ModelState:
+        """The fitted model (after ``fit``) as tensors and JSON facts, for :func:`hsbench.saved_model.save_model`.
+
+        Everything ``predict`` reads must be in it (weights, fitted transforms, adapters, selected C...), and
+        nothing pickled. A strategy that does not override this cannot keep its model: the runner says so.
+        """
+        raise NotImplementedError(f"strategy {self.name!r} cannot save its model (no model_state)")
+
+    def restore(self, state: ModelState) -> None:
+        """Rebuild the fitted model from :meth:`model_state`'s output, on a fresh instance with the run's options,
+        card and seeds; afterwards ``predict`` gives exactly the run's predictions."""
+        raise NotImplementedError(f"strategy {self.name!r} cannot restore a saved model (no restore)")
+
+    @classmethod
+    def saves_model(cls) -> bool:
+        """Whether this strategy implements :meth:`model_state` and :meth:`restore`."""
+        return cls.model_state is not Strategy.model_state and cls.restore is not Strategy.restore
 
     @classmethod
     def label(cls, options: dict[str, Any]) -> str:
