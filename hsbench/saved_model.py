@@ -41,13 +41,15 @@ if TYPE_CHECKING:
     from hsbench.strategy import Strategy
 
 __all__ = [
-    "FORMAT_VERSION", "MODEL_DIR", "ModelState", "StoredModel", "card_from_dict", "card_to_dict", "load_run_model",
-    "model_dir", "read_model", "save_model",
+    "FORMAT_VERSION", "MODEL_DIR", "WAVELENGTH_TOLERANCE_NM", "ModelState", "StoredModel", "card_from_dict",
+    "card_to_dict", "check_input_bands", "load_run_model", "model_dir", "read_model", "save_model",
 ]
 
 FORMAT_VERSION = 1
 """Bumped when the layout changes; a model of another version is refused with one line."""
 MODEL_DIR = "model"
+WAVELENGTH_TOLERANCE_NM = 1.0
+"""Largest difference between a band centre the model was trained on and the input's same band."""
 WEIGHTS_NAME, MODEL_JSON, MANIFEST_NAME = "weights.safetensors", "model.json", "manifest.json"
 
 
@@ -231,6 +233,28 @@ def load_run_model(
     strategy = strategy_cls(dict(stored.options), ctx, stored.card)
     strategy.restore(stored.state)
     return strategy, stored
+
+
+def check_input_bands(trained: DatasetCard, band_count: int, wavelengths_nm: Any = None, *, what: str) -> None:
+    """Refuse an input the model cannot read: another band count, or (when the input says) band centres more than
+    :data:`WAVELENGTH_TOLERANCE_NM` away from the training card's, in the same order.
+
+    Raises:
+        DataError: one line naming ``what``, both band counts or the first differing band, and what to do.
+    """
+    if band_count != trained.num_bands:
+        raise DataError(f"{what} has {band_count} bands, but the model was trained on {trained.num_bands} bands of "
+                        f"{trained.name}; give it a cube with the training bands, in cube order")
+    if wavelengths_nm is None:
+        return
+    given = np.asarray(wavelengths_nm, dtype=np.float64)
+    expected = np.asarray(trained.wavelengths_nm, dtype=np.float64)
+    off = np.flatnonzero(np.abs(given - expected) > WAVELENGTH_TOLERANCE_NM)
+    if off.size:
+        i = int(off[0])
+        raise DataError(f"{what}: band {i} is at {given[i]:g} nm, but the model's band {i} ({trained.name}) is at "
+                        f"{expected[i]:g} nm ({off.size} bands differ by more than {WAVELENGTH_TOLERANCE_NM:g} nm); "
+                        "resample the cube to the training wavelengths first")
 
 
 def _remove_model(folder: Path) -> None:
