@@ -59,6 +59,10 @@ class BenchmarkConfig:
         worker_init: a picklable function each spawned worker calls first (to register plug-ins that are not
             imported by ``hsbench`` itself, e.g. in tests).
         weights_dir: where the suite's declared weights files lie (``--weights-dir``); checked before any cell.
+        save_model: every run keeps its selected model in ``<run folder>/model/`` (off: ``--no-save-model``); not
+            part of the cells' run ids.
+        tensorboard: every run writes TensorBoard curves (``--tensorboard``, :class:`hsbench.runner.Runner`); not
+            part of the cells' run ids.
     """
 
     results_dir: Path = Path("results")
@@ -71,8 +75,14 @@ class BenchmarkConfig:
     progress: bool = True
     worker_init: Callable[[], None] | None = None
     weights_dir: Path | None = None
+    save_model: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
+        if self.tensorboard:
+            from hsbench.tensorboard_log import require_tensorboard
+
+            require_tensorboard()  # one line before any worker starts, not one per worker
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
         if self.stale_after_s <= 2 * self.heartbeat_s:
@@ -143,7 +153,7 @@ def work(
     by_id = {c.cell_id: c for c in cells}
     runner = Runner(config.results_dir, db=config.db, data_root=data_root_from(config.data_root),
                     device=resolve_device(config.device), progress=False, claim_timeout_s=config.stale_after_s,
-                    heartbeat_s=config.heartbeat_s)
+                    heartbeat_s=config.heartbeat_s, tensorboard=config.tensorboard, save_model=config.save_model)
     claims, worker, ran = CellClaims(runner.store.engine), WorkerId.current(), 0
     while True:
         claimed = _claim_next(claims, cells[0].suite, by_id, worker, config, since)

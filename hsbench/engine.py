@@ -25,7 +25,7 @@ from hsbench import distributed as dist_utils
 from hsbench.errors import ConfigError, DataError
 from hsbench.losses import LossFn, cross_entropy
 from hsbench.precision import autocast_dtype, check_precision
-from hsbench.strategy import RunContext
+from hsbench.strategy import EpochRecord, RunContext
 
 __all__ = ["EngineConfig", "TrainResult", "Trainer", "OPTIMIZERS", "SCHEDULES", "masked_cross_entropy", "hflip_batch"]
 
@@ -286,7 +286,9 @@ class Trainer:
                 wrapper). Called on rank 0 only; the score is broadcast so every rank decides alike.
 
         Returns:
-            The training summary. ``ctx.epoch_callback`` exceptions (e.g. an Optuna prune) propagate.
+            The training summary. ``ctx.epoch_observer`` gets every completed epoch (an :class:`EpochRecord`:
+            loss, val score or ``None``, the learning rates the epoch started with); ``ctx.epoch_callback``
+            exceptions (e.g. an Optuna prune) propagate.
         """
         start = time.perf_counter()
         # Seeds dropout and anything else drawing from the global generator; ranks differ so DDP replicas do
@@ -317,6 +319,7 @@ class Trainer:
                 epoch_start = time.perf_counter()
                 if sampler is not None:
                     sampler.set_epoch(epoch)
+                lrs = tuple(float(group["lr"]) for group in optimizer.param_groups)  # the epoch's first step
                 loss, out_of_time = self._train_epoch(network, loader, optimizer, scheduler, scaler, flips, deadline)
                 if out_of_time:
                     stopped = STOP_BUDGET
@@ -330,6 +333,8 @@ class Trainer:
                      "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - epoch_start}
                 )
                 self._report(bar, history[-1])
+                if self.ctx.epoch_observer is not None:
+                    self.ctx.epoch_observer(EpochRecord(epoch, loss, score, lrs))
                 if score is not None and self.ctx.epoch_callback is not None:
                     self.ctx.epoch_callback(epoch, score)
                 if selection.exhausted:

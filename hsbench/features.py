@@ -36,10 +36,12 @@ from hsbench.data.paths import hsbench_home
 from hsbench.data.transforms import PixelTransform
 from hsbench.integrity import IntegrityError, file_hash, move_aside, verify
 
-__all__ = ["extract_cube", "FeatureCache", "FrozenFeatures", "FEATURE_FORMAT"]
+__all__ = ["extract_cube", "FeatureCache", "FrozenFeatures", "FEATURE_FORMAT", "STORED_DTYPE"]
 
 FEATURE_FORMAT = 2
 """Bumped when stored features change meaning or the index its form (part of the cache key). 2: file hashes."""
+STORED_DTYPE = np.float16
+"""What the cache stores features as; :class:`FrozenFeatures` with ``as_cached`` rounds computed ones the same way."""
 
 ExtractFn = Callable[[np.ndarray], np.ndarray]
 
@@ -175,7 +177,7 @@ class FeatureCache:
             path = self._path(digest)
             if not path.is_file():  # else left by an interrupted extraction, complete since written atomically
                 with atomic_file(path) as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, extract(cube).astype(np.float16))
+                    np.save(handle, extract(cube).astype(STORED_DTYPE))
                 extracted += 1
             files[path.name] = file_hash(path)
         return digests, files, pixels, extracted
@@ -194,13 +196,16 @@ class FrozenFeatures:
         batch_pixels: pixels per forward pass.
         device: where the model runs.
         transform: ``standardize`` (default) or ``raw``: the features unchanged.
+        as_cached: round computed features to :data:`STORED_DTYPE` as the cache does, so that features do not
+            depend on whether a cube was in the cache.
     """
 
     def __init__(
         self, model: torch.nn.Module, wavelengths_nm: tuple[float, ...], *, cache: FeatureCache | None = None,
         batch_pixels: int = 8192, device: torch.device | None = None, transform: str = "standardize",
+        as_cached: bool = False,
     ) -> None:
-        self.model, self.cache = model, cache
+        self.model, self.cache, self.as_cached = model, cache, as_cached
         self.wavelengths_nm = np.asarray(wavelengths_nm, dtype=np.float32)
         self.batch_pixels, self.device = batch_pixels, device
         self.standardize = PixelTransform(transform)
@@ -214,9 +219,13 @@ class FrozenFeatures:
         return extract_cube(self.model, cube, self.wavelengths_nm, batch_pixels=self.batch_pixels, device=self.device)
 
     def raw(self, cube: np.ndarray) -> np.ndarray:
-        """Raw features, from the cache when possible."""
+        """Raw features, from the cache when possible; computed ones rounded as the cache stores them when
+        ``as_cached`` (then a cube outside the cache, or a restored model without one, gets the cache's values)."""
         found = self.cache.lookup(cube) if self.cache is not None else None
-        return found if found is not None else self.extract(cube)
+        if found is not None:
+            return found
+        computed = self.extract(cube)
+        return computed.astype(STORED_DTYPE).astype(np.float32) if self.as_cached else computed
 
     def fit(self, pixel_features: np.ndarray) -> FrozenFeatures:
         """Fit the standardisation on ``(N, D)`` features of training pixels."""

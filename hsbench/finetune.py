@@ -115,6 +115,7 @@ class FinetuneLearner(DenseNetworkLearner):
             engine_config(cfg, hflip_default=getattr(head_cls, "recipe_hflip_p", 0.0), optimizer="adamw_lr_scaled"),
             eval_every=int(cfg["finetune_eval_every"]),
         )
+        self.channels_last = engine_cfg.channels_last  # the layout the selected weights were evaluated in (model_state)
         trainer = Trainer(self.network, engine_cfg, self.ctx, ignore_index=self.card.ignore_index,
                           loss_fn=training_loss(cfg, train, self.card))
         result = trainer.fit(

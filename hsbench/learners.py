@@ -7,7 +7,7 @@ features). Two families: dense networks from ``MODELS`` trained by the engine, a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,8 +23,11 @@ from hsbench.precision import check_precision
 from hsbench.registry import MODELS, lookup
 from hsbench.strategy import RunContext, SplitView, blank_unreadable, readable_mask
 
+if TYPE_CHECKING:
+    from hsbench.saved_model import ModelState
+
 __all__ = ["Learner", "DenseNetworkLearner", "SvmLearner", "TransformedView", "TRAINING_DEFAULTS", "engine_config",
-           "training_loss"]
+           "svc_from_state", "svc_state", "training_loss"]
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -42,6 +45,14 @@ class Learner:
         raise NotImplementedError
 
     def predict(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def model_state(self) -> ModelState:
+        """The fitted classifier as tensors and JSON facts (:mod:`hsbench.saved_model`), nothing pickled."""
+        raise NotImplementedError
+
+    def restore(self, transform: PixelTransform, state: ModelState) -> None:
+        """Rebuild the fitted classifier from :meth:`model_state`; ``transform`` is the restored input map."""
         raise NotImplementedError
 
     @classmethod
@@ -212,12 +223,37 @@ class DenseNetworkLearner(Learner):
         super().__init__(cfg, ctx, card)
         check_loss_options(cfg)  # a misspelt option fails at construction, not after the data is loaded
 
-    def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
+    def _build(self, transform: PixelTransform) -> torch.nn.Module:
         model_cls = lookup(MODELS, self.cfg["model"])
-        network = model_cls(
-            transform.channels(self.card.num_bands), self.card.num_classes, **dict(self.cfg["model_options"])
-        )
-        return self.fit_network(network, transform, train, val, hflip_default=getattr(model_cls, "recipe_hflip_p", 0.0))
+        options = dict(self.cfg["model_options"])
+        return model_cls(transform.channels(self.card.num_bands), self.card.num_classes, **options)
+
+    def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
+        hflip = getattr(lookup(MODELS, self.cfg["model"]), "recipe_hflip_p", 0.0)
+        return self.fit_network(self._build(transform), transform, train, val, hflip_default=hflip)
+
+    def model_state(self) -> ModelState:
+        """The selected (best val) weights, as the engine left them loaded after ``fit``; the memory layout they
+        were trained and evaluated in goes to the JSON facts, so a restored network computes the same floats."""
+        from hsbench.saved_parts import module_state
+
+        state = module_state(self.network)
+        state.meta["channels_last"] = bool(getattr(self, "channels_last", False))
+        return state
+
+    def restore(self, transform: PixelTransform, state: ModelState) -> None:
+        self.restore_network(self._build(transform), state)
+
+    def restore_network(self, network: torch.nn.Module, state: ModelState) -> None:
+        """Load ``state`` (:meth:`model_state`) into ``network``, an untrained copy of the fitted architecture, on
+        the context's device and in the memory layout of training; in eval mode, as ``predict`` uses it."""
+        from hsbench.saved_parts import load_module
+
+        self.channels_last = bool(state.meta.get("channels_last", False))
+        network = network.to(self.ctx.device)
+        if self.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = load_module(network, state)
 
     def fit_network(
         self,
@@ -232,6 +268,7 @@ class DenseNetworkLearner(Learner):
         """Train ``network`` (its frozen parameters stay as they are) on ``transform(cube)``; facts to store."""
         self.network = network.to(self.ctx.device)
         cfg = engine_config(self.cfg, hflip_default=hflip_default, optimizer=optimizer)
+        self.channels_last = cfg.channels_last  # the layout the selected weights were evaluated in (model_state)
         trainer = Trainer(self.network, cfg, self.ctx, ignore_index=self.card.ignore_index,
                           loss_fn=training_loss(self.cfg, train, self.card))
         result = trainer.fit(
@@ -291,7 +328,7 @@ class SvmLearner(Learner):
             if best is None or scores[float(c)] > scores[best[0]]:
                 best = (float(c), self.svm)
         assert best is not None
-        self.svm = best[1]
+        self.svm, self.svm_c = best[1], best[0]
         self.ctx.logger.info("svm: val mIoU by C %s -> C=%g", scores, best[0])
         return {"best_val_miou": scores[best[0]], "svm_c": best[0], "train_pixels": len(labels), "val_by_c": scores}
 
@@ -301,6 +338,62 @@ class SvmLearner(Learner):
         out = np.concatenate([self.svm.predict(chunk) for chunk in np.array_split(flat, max(1, len(flat) // 50_000))])
         return out.reshape(h, w).astype(np.int64)
 
+    def model_state(self) -> ModelState:
+        state = svc_state(self.svm)
+        state.meta["selected_c"] = self.svm_c
+        return state
+
+    def restore(self, transform: PixelTransform, state: ModelState) -> None:
+        self.svm, self.svm_c = svc_from_state(state), float(state.meta["selected_c"])
+
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {"svm_c": trial.suggest_float("svm_c", 0.1, 1000.0, log=True)}
+
+
+def svc_state(svm: SVC) -> ModelState:
+    """A fitted scikit-learn ``SVC`` without pickle: every fitted array (support vectors, dual coefficients,
+    intercepts, class counts, classes, the resolved gamma...) as a tensor, every other attribute as JSON.
+
+    All of the estimator's attributes are kept, not a chosen few, so the rebuilt SVC (:func:`svc_from_state`) runs
+    libsvm's ``predict`` on exactly the fitted inputs. An attribute of another type is refused rather than dropped.
+    """
+    from hsbench.saved_model import ModelState
+
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, str] = {}  # NumPy scalars (the resolved _gamma): 0-d tensors, and their dtype
+    attributes: dict[str, Any] = {}
+    tuples: list[str] = []
+    for name, value in vars(svm).items():
+        if isinstance(value, np.ndarray):
+            if value.dtype == object:
+                raise TypeError(f"SVC attribute {name} is an object array; it cannot be saved without pickle")
+            arrays[name] = np.array(value, copy=True)  # own memory: _dual_coef_ may be dual_coef_ itself
+        elif isinstance(value, np.generic):
+            arrays[name], scalars[name] = np.array(value), value.dtype.str
+        elif isinstance(value, tuple):
+            attributes[name], tuples = list(value), [*tuples, name]
+        elif value is None or isinstance(value, bool | int | float | str):
+            attributes[name] = value
+        else:
+            raise TypeError(f"SVC attribute {name} ({type(value).__name__}) cannot be saved without pickle")
+    meta = {"attributes": attributes, "tuples": tuples, "scalars": scalars, "sklearn": _sklearn_version()}
+    return ModelState(ModelState.arrays(arrays), meta)
+
+
+def svc_from_state(state: ModelState) -> SVC:
+    """The ``SVC`` of :func:`svc_state`, with its fitted attributes set (``predict`` answers as the fitted one)."""
+    meta = state.meta
+    svm = SVC()
+    for name, value in meta["attributes"].items():
+        setattr(svm, name, tuple(value) if name in meta["tuples"] else value)
+    for name, tensor in state.tensors.items():
+        array = tensor.numpy().copy()
+        setattr(svm, name, array.reshape(())[()] if name in meta["scalars"] else array)
+    return svm
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__

@@ -40,7 +40,8 @@ from hsbench.provenance import git_commit, hardware_and_builds
 from hsbench.seeding import SeedStreams
 from hsbench.splits import Split, make_split, parse_split_spec
 from hsbench.store import ResultsStore, default_database
-from hsbench.strategy import RunContext, SplitView, Strategy, default_guard, resolve_strategy
+from hsbench.strategy import EpochRecord, RunContext, SplitView, Strategy, default_guard, resolve_strategy
+from hsbench.tensorboard_log import RunBoard, require_tensorboard
 from hsbench.visualize import save_prediction_panel
 from hsbench.zoo import Zoo
 
@@ -138,6 +139,11 @@ class Runner:
         wait: when another live process runs the same run, wait for it (else return at once as ``busy``).
         claim_timeout_s: a run claim without a heartbeat for this long is taken over (another host died).
         heartbeat_s: how often a running run refreshes its claim.
+        save_model: keep each run's selected model in ``<run_dir>/model/`` (:mod:`hsbench.saved_model`); not part
+            of the run id. Off (``--no-save-model``), or for a strategy that cannot save, the facts say
+            ``model_saved: false``.
+        tensorboard: write TensorBoard curves (per-epoch loss, val mIoU, learning rates; test confusion matrix)
+            to ``<run_dir>/tensorboard/``; not part of the run id. Fails here when TensorBoard is not installed.
     """
 
     def __init__(
@@ -153,8 +159,14 @@ class Runner:
         wait: bool = True,
         claim_timeout_s: float = 600.0,
         heartbeat_s: float = 30.0,
+        save_model: bool = True,
+        tensorboard: bool = False,
     ) -> None:
+        if tensorboard:
+            require_tensorboard()  # before the database or any run folder is touched
+        self.tensorboard = tensorboard
         self.results_dir = Path(results_dir)
+        self.save_model = save_model
         self.wait, self.claim_timeout_s, self.heartbeat_s = wait, claim_timeout_s, heartbeat_s
         self._claims: CellClaims | None = None  # made on the first run, by the main process only
         self.store = ResultsStore(default_database(self.results_dir, db))
@@ -269,7 +281,8 @@ class Runner:
         """Fit on train and score on val only: the objective of a sweep trial.
 
         No test view is built and nothing is written to the results database, so tuning never sees test labels
-        and sweep trials never appear among ordinary runs. Exceptions, including an Optuna prune raised by
+        and sweep trials never appear among ordinary runs. No model is saved either (a trial is no run; the
+        ``--refit-best`` runs are, and keep theirs). Exceptions, including an Optuna prune raised by
         ``epoch_callback``, propagate to the caller.
 
         Args:
@@ -301,6 +314,7 @@ class Runner:
         run_log: logging.Logger,
         timer: _PhaseTimer,
         epoch_callback: Callable[[int, float], None] | None = None,
+        epoch_observer: Callable[[EpochRecord], None] | None = None,
     ) -> tuple[Strategy, dict[str, Any]]:
         """Build the strategy and let it learn from the train and val views (the test part is never shown)."""
         dataset, split = prepared.dataset, prepared.split
@@ -318,6 +332,7 @@ class Runner:
             logger=run_log,
             progress=self.progress,
             epoch_callback=epoch_callback,
+            epoch_observer=epoch_observer,
             zoo=Zoo(),
             data_root=self.data_root,
         )
@@ -347,6 +362,7 @@ class Runner:
         # Under DDP only rank 0 touches the run folder (it may be deleting and re-creating it at this moment);
         # the other ranks get a private work folder.
         work_dir = run_dir / "work" if main else Path(tempfile.mkdtemp(prefix=f"hsbench-rank{rank()}-"))
+        board: RunBoard | None = None  # --tensorboard: the main process's event files
         try:
             if main:
                 (run_dir / "config.json").write_text(
@@ -355,10 +371,16 @@ class Runner:
                 )
                 (run_dir / "provenance.json").write_text(json.dumps(provenance or hardware_and_builds(), indent=2))
                 split.save(run_dir / "split")
-            strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer)
+            if main and self.tensorboard:
+                board = RunBoard(run_dir / "tensorboard")
+            strategy, facts = self._fit(spec, prepared, work_dir, run_log, timer,
+                                        epoch_observer=board.epoch if board is not None else None)
             if not main:
                 return RunOutcome(run_id, "completed", label)
+            facts.update(self._save_model(strategy, prepared, run_dir, spec.seed, run_log))
             results = self._evaluate(strategy, prepared, run_dir, timer)
+            if board is not None:
+                board.confusion(results["test"]["confusion"], dataset.card.class_names)
             facts.update(
                 split_coverage=split.coverage,
                 **split.protocol(),  # labelled train / val pixels and images, val protocol, excluded classes
@@ -389,11 +411,31 @@ class Runner:
                 raise  # an environment fault stops the command: the next run would hit it too
             return RunOutcome(run_id, "failed", label, error=f"{type(exc).__name__}: {exc}", run_dir=run_dir)
         finally:
+            if board is not None:
+                board.close()
             if handler is not None:
                 run_log.removeHandler(handler)
                 handler.close()
             if not main:
                 shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _save_model(
+        self, strategy: Strategy, prepared: _Prepared, run_dir: Path, seed: int, run_log: logging.Logger
+    ) -> dict[str, Any]:
+        """Write the fitted model to ``<run_dir>/model/`` when enabled and the strategy can; facts for the run."""
+        if not self.save_model:
+            return {"model_saved": False}
+        if not strategy.saves_model():
+            run_log.warning("%s cannot save its model (no model_state / restore): the run keeps no model",
+                            prepared.label)
+            return {"model_saved": False}
+        from hsbench.saved_model import save_model
+
+        start = time.perf_counter()
+        facts = save_model(run_dir, strategy.model_state(), strategy=prepared.config["strategy"],
+                           label=prepared.label, options=prepared.options, card=prepared.dataset.card, seed=seed,
+                           run_id=prepared.run_id)
+        return {"model_saved": True, **facts, "model_save_s": time.perf_counter() - start}
 
     def _record_failure(
         self, run_id: str, run_log: logging.Logger, handler: logging.Handler | None, seconds: dict[str, float],

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,9 +87,10 @@ class ModelState:
 
     @staticmethod
     def arrays(arrays: Mapping[str, np.ndarray | None]) -> dict[str, torch.Tensor]:
-        """NumPy arrays as tensors for :attr:`tensors` (``None`` entries are left out)."""
-        return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()
-                if value is not None}
+        """NumPy arrays as tensors for :attr:`tensors` (``None`` entries are left out; a 0-d array stays 0-d,
+        which ``np.ascontiguousarray`` alone would make 1-d)."""
+        return {key: torch.from_numpy(np.ascontiguousarray(value).reshape(np.shape(value)))
+                for key, value in arrays.items() if value is not None}
 
     def array(self, key: str) -> np.ndarray | None:
         """A tensor as a NumPy array, ``None`` when absent."""
@@ -161,6 +163,9 @@ def save_model(
     with staging_dir(Path(run_dir), MODEL_DIR) as staged:
         safetensors.torch.save_file(tensors, str(staged / WEIGHTS_NAME))
         (staged / MODEL_JSON).write_text(json.dumps(document, indent=2, sort_keys=True, default=_json_default))
+        # safetensors writes its file 0600; give it the umask's mode of the other files, so a shared results
+        # folder's models are readable by whoever can read the rest of the run.
+        shutil.copymode(staged / MODEL_JSON, staged / WEIGHTS_NAME)
         manifest = {name: {"sha256": file_hash(staged / name), "bytes": (staged / name).stat().st_size}
                     for name in (WEIGHTS_NAME, MODEL_JSON)}
         (staged / MANIFEST_NAME).write_text(json.dumps({"format": FORMAT_VERSION, "files": manifest}, indent=2))

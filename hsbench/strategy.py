@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from hsbench.splits import Split
 
 __all__ = [
-    "Strategy", "RunContext", "SplitView", "StrategySpec", "TRANSDUCTIVE_MARK", "blank_unreadable", "default_guard",
-    "hide_invisible", "readable_mask", "transductive_label",
+    "Strategy", "RunContext", "EpochRecord", "SplitView", "StrategySpec", "TRANSDUCTIVE_MARK", "blank_unreadable",
+    "default_guard", "hide_invisible", "readable_mask", "transductive_label",
 ]
 
 TRANSDUCTIVE_MARK = "†"
@@ -66,6 +66,23 @@ class StrategySpec:
     default of :meth:`Strategy.spatial_context`, for strategies whose context does not depend on their options."""
 
 
+@dataclass(frozen=True)
+class EpochRecord:
+    """One completed training epoch, as training loops report it to ``RunContext.epoch_observer``.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_loss: mean training loss of the epoch.
+        val_score: the loop's validation score (val mIoU, J_M), ``None`` when the epoch was not evaluated.
+        lrs: learning rate of each optimizer parameter group at the epoch's first step.
+    """
+
+    epoch: int
+    train_loss: float
+    val_score: float | None
+    lrs: tuple[float, ...]
+
+
 @dataclass
 class RunContext:
     """Everything a strategy may use besides its config and the data.
@@ -79,6 +96,9 @@ class RunContext:
         progress: whether to show progress bars.
         epoch_callback: called by training loops as ``epoch_callback(epoch, val_score)``; raising from it (an
             Optuna prune) stops the run.
+        epoch_observer: called by training loops after every completed epoch, evaluated or not, with an
+            :class:`EpochRecord` (before ``epoch_callback``); for logging (``--tensorboard``), it must not change
+            the training. Set on the process that writes results only.
         zoo: pretrained-artifact store, when the runner has one.
         data_root: where prepared real datasets live (a strategy opening a source dataset passes it on).
     """
@@ -90,6 +110,7 @@ class RunContext:
     time_budget_s: float | None = None
     progress: bool = True
     epoch_callback: Callable[[int, float], None] | None = None
+    epoch_observer: Callable[[EpochRecord], None] | None = None
     zoo: Any = None
     data_root: Path | None = None
 

@@ -13,6 +13,10 @@ a HyperSL checkpoint), and a head trained on the target's few labels. Two modes:
 
 Feature standardisation is fitted on labelled train pixels only. The head's randomness comes from the run's seed
 streams; the foundation model's from its recipe seed, so that one zoo artifact serves every run.
+
+The saved model (:meth:`CrossDomain.model_state`) carries the foundation model's weights itself, so it predicts
+after the zoo artifact or weights file is gone. Frozen features computed outside the cache are rounded to the
+cache's float16, so a restored model (which has no cache) or a cube the cache lacks gets the cached values.
 """
 
 from __future__ import annotations
@@ -24,18 +28,21 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from hsbench.data.dataset import Sample
-from hsbench.data.transforms import collect_labelled_pixels
-from hsbench.errors import ConfigError
+from hsbench.data.transforms import PixelTransform, collect_labelled_pixels
+from hsbench.errors import ConfigError, DataError
 from hsbench.features import FeatureCache, FrozenFeatures
-from hsbench.finetune import FinetuneLearner
+from hsbench.finetune import FeatureSegmenter, FinetuneLearner
 from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, crop_context
 from hsbench.models import pixel_mlp  # noqa: F401  (registers the "mlp" head's network)
-from hsbench.models.spectral_fm import SIZES, SpectralFM, fm_config
+from hsbench.models.spectral_fm import SIZES, SpectralFM, SpectralFMConfig, fm_config
 from hsbench.models.spectral_fm_import import fm_from_artifact, load_weights_file
 from hsbench.pretraining.spectral_mae import SpectralMAERecipe, pretrained_spectral_fm
 from hsbench.registry import MODELS, STRATEGIES, lookup
+from hsbench.saved_model import ModelState
+from hsbench.saved_parts import load_module, module_state, transform_from_state, transform_state
 from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec
 from hsbench.zoo import Zoo
 
@@ -68,6 +75,10 @@ class _Mode:
     def head_cfg(self) -> dict[str, Any]:
         return {**self.cfg, "model": HEADS[self.cfg["head"]], "model_options": dict(self.cfg["head_options"])}
 
+    def head(self, fm: SpectralFM) -> torch.nn.Module:
+        """A fresh head network for ``fm``'s features (what ``fit`` builds; ``restore`` loads weights into it)."""
+        return lookup(MODELS, HEADS[self.cfg["head"]])(fm.dim, self.card.num_classes, **dict(self.cfg["head_options"]))
+
     def fitted_features(self, features: FrozenFeatures, train: SplitView) -> FrozenFeatures:
         """``features`` with its standardisation fitted on labelled train pixels (nothing to fit when raw)."""
         if self.cfg["feature_input"] == "raw":
@@ -85,6 +96,14 @@ class _Mode:
     def predict(self, sample: Sample) -> np.ndarray:
         raise NotImplementedError
 
+    def state(self) -> ModelState:
+        """The fitted foundation model, feature transform and head (see :meth:`CrossDomain.model_state`)."""
+        raise NotImplementedError
+
+    def restore(self, fm: SpectralFM, state: ModelState) -> None:
+        """Rebuild what :meth:`state` saved; ``fm`` is a fresh model of the saved configuration."""
+        raise NotImplementedError
+
 
 class _Frozen(_Mode):
     """Cached features of the frozen model; a head trained on them."""
@@ -93,9 +112,7 @@ class _Frozen(_Mode):
         dataset = train.dataset
         cache = FeatureCache(checkpoint_hash=checkpoint_hash, dataset_fingerprint=dataset.fingerprint,
                              wavelengths_nm=self.card.wavelengths_nm)
-        features = FrozenFeatures(fm, self.card.wavelengths_nm, cache=cache,
-                                  batch_pixels=int(self.cfg["feature_batch_pixels"]), device=self.ctx.device,
-                                  transform=self.cfg["feature_input"])
+        features = self.frozen_features(fm, cache)
         stats = cache.build(dataset, features.extract, progress=self.ctx.progress)
         self.ctx.logger.info("features: %s in %.1f s (%s)", "cache hit" if stats["feature_cache_hit"] else
                              "extracted", stats["feature_seconds"], cache.folder)
@@ -104,8 +121,26 @@ class _Frozen(_Mode):
         facts = {**stats, **self.learner.fit(self.features, train, val)}
         return {**facts, "feature_cubes_computed": features.computed}
 
+    def frozen_features(self, fm: SpectralFM, cache: FeatureCache | None) -> FrozenFeatures:
+        """Features rounded as the cache stores them, so a cube outside the cache (a val cube with hidden test
+        pixels, another dataset, a restored model with no cache) gets exactly the values the cache would give."""
+        return FrozenFeatures(fm, self.card.wavelengths_nm, cache=cache, device=self.ctx.device,
+                              batch_pixels=int(self.cfg["feature_batch_pixels"]), transform=self.cfg["feature_input"],
+                              as_cached=True)
+
     def predict(self, sample: Sample) -> np.ndarray:
         return self.learner.predict(self.features.apply(sample.cube))
+
+    def state(self) -> ModelState:
+        return ModelState.nest(fm=module_state(self.features.model), standardize=transform_state(
+            self.features.standardize), head=self.learner.model_state())
+
+    def restore(self, fm: SpectralFM, state: ModelState) -> None:
+        fm = load_module(fm, state.part("fm")).to(self.ctx.device)
+        self.features = self.frozen_features(fm, None)  # no cache: features come from the model's own FM
+        self.features.standardize = transform_from_state(state.part("standardize"))
+        self.learner = DenseNetworkLearner(self.head_cfg(), self.ctx, self.card)
+        self.learner.restore_network(self.head(fm), state.part("head"))  # in the memory layout of training
 
 
 class _Finetune(_Mode):
@@ -119,6 +154,17 @@ class _Finetune(_Mode):
 
     def predict(self, sample: Sample) -> np.ndarray:
         return self.learner.predict(np.asarray(sample.cube, dtype=np.float32))
+
+    def state(self) -> ModelState:
+        # The whole FeatureSegmenter: fm.*, head.*, its band wavelengths and the feature standardisation buffers.
+        return ModelState.nest(network=self.learner.model_state())
+
+    def restore(self, fm: SpectralFM, state: ModelState) -> None:
+        placeholder = PixelTransform("standardize", mean=np.zeros(fm.dim), matrix=np.eye(fm.dim))  # loaded over
+        network = FeatureSegmenter(fm, self.head(fm), self.card.wavelengths_nm, placeholder,
+                                   eval_batch_pixels=int(self.cfg["feature_batch_pixels"]))
+        self.learner = FinetuneLearner(self.head_cfg(), self.ctx, self.card)
+        self.learner.restore_network(network, state.part("network"))
 
 
 MODES: dict[str, type[_Mode]] = {"frozen": _Frozen, "finetune": _Finetune}
@@ -227,10 +273,29 @@ class CrossDomain(Strategy):
 
     def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
         model, checkpoint_hash, facts = self.foundation_model()
+        self.fm_facts = {"fm_config": model.cfg.to_dict(), "fm_checkpoint_hash": checkpoint_hash,
+                         "fm_source": facts["fm_source"]}
         return {**facts, **self.mode.fit(model, checkpoint_hash, train, val)}
 
     def predict(self, sample: Sample) -> np.ndarray:
         return self.mode.predict(sample)
+
+    def model_state(self) -> ModelState:
+        """The foundation model's weights (self-contained: the zoo artifact or weights file is not needed again),
+        the fitted feature standardisation and the head; fine-tuned, the whole FM + head network.
+
+        Parts: frozen ``fm``, ``standardize``, ``head``; finetune ``network`` (``network.fm.*``, ``network.head.*``).
+        The meta records the FM's configuration and its source checkpoint's hash (the feature cache key).
+        """
+        state = self.mode.state()
+        state.meta.update(mode=self.cfg["mode"], **self.fm_facts)
+        return state
+
+    def restore(self, state: ModelState) -> None:
+        if state.meta.get("mode") != self.cfg["mode"]:
+            raise DataError(f"cross_domain model of mode {state.meta.get('mode')!r}, options say {self.cfg['mode']!r}")
+        self.fm_facts = {k: state.meta[k] for k in ("fm_config", "fm_checkpoint_hash", "fm_source")}
+        self.mode.restore(SpectralFM(SpectralFMConfig.from_dict(dict(state.meta["fm_config"]))), state)
 
     @classmethod
     def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from hsbench.models.rgb_backbones import RGBBackboneSpec, WeightReport, load_mat
 from hsbench.options import merge_options
 from hsbench.pretraining.synthetic_rgb import SyntheticRGBRecipe, pretrained_rgb_network
 from hsbench.registry import STRATEGIES
+from hsbench.saved_model import ModelState
 from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec
 from hsbench.zoo import Zoo, check_user_file
 
@@ -240,6 +241,29 @@ class CrossModality(Strategy):
 
     def predict(self, sample: Sample) -> np.ndarray:
         return self.learner.predict(self.adapter.apply(sample.cube))
+
+    def model_state(self) -> ModelState:
+        """The fitted adapter's statistics and the selected weights of adapter module + RGB network."""
+        return ModelState.nest(adapter=self.adapter.model_state(), network=self.learner.model_state())
+
+    def restore(self, state: ModelState) -> None:
+        self.adapter.restore(state.part("adapter"))
+        weights = state.part("network")
+        network = self._architecture({key.removeprefix("network."): t for key, t in weights.tensors.items()
+                                      if key.startswith("network.")})
+        MODES[self.cfg["mode"]](network, self.backbone)  # frozen as trained (predict runs in eval mode anyway)
+        self.learner.restore_network(AdaptedNetwork(self.adapter.module(), network), weights)
+
+    def _architecture(self, saved: Mapping[str, torch.Tensor]) -> nn.Module:
+        """An untrained network of the saved weights' layout: built from the options (the zoo's path, and a user
+        file whose layout implies no other option), else from the run's weights file (whose layout may fix
+        options; the file must still be there)."""
+        with torch.random.fork_rng(devices=[]):
+            network = self.backbone.build(self.card.num_classes, self.backbone_options)
+            shapes = {key: tuple(t.shape) for key, t in network.state_dict().items()}
+            if shapes != {key: tuple(t.shape) for key, t in saved.items()} and self.cfg["weights"]:
+                network = self._from_weights()[0]
+        return network
 
     @classmethod
     def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -14,17 +14,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hsbench.adapters.rgb import ADAPTERS, build_adapter
+from hsbench.adapters.rgb import ADAPTERS, Adapter, build_adapter
 from hsbench.data.card import DatasetCard
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import (
     TRANSFORM_SPELLINGS,
     TRANSFORMS,
     InputTransform,
+    PerImagePCA,
+    PixelTransform,
     build_transform,
     collect_labelled_pixels,
 )
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, DataError
 from hsbench.learners import (
     TRAINING_DEFAULTS,
     DenseNetworkLearner,
@@ -34,6 +36,8 @@ from hsbench.learners import (
     resolve_crop_size,
 )
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
+from hsbench.saved_model import ModelState
+from hsbench.saved_parts import transform_from_state, transform_state
 from hsbench.strategy import SplitView, Strategy, StrategySpec
 
 _SMOKE_TRAINING = {"epochs": 8, "lr": 0.005, "batch_size": 4}
@@ -70,6 +74,34 @@ INPUTS: dict[str, Callable[[str, DatasetCard], InputTransform]] = {
 
 INPUT_SPELLINGS = (*TRANSFORM_SPELLINGS, *(name for name in INPUTS if name not in TRANSFORMS))
 """Every value ``input`` accepts, as error messages list them."""
+
+
+def input_state(transform: InputTransform) -> ModelState:
+    """A fitted input map (pixel transform, per-image PCA or RGB adapter) as a saved-model part."""
+    if isinstance(transform, PixelTransform):
+        state = transform_state(transform)
+    elif isinstance(transform, PerImagePCA):  # nothing fitted: each image's own PCA
+        state = ModelState(meta={"out_channels": transform.out_channels})
+    elif isinstance(transform, Adapter):
+        state = transform.model_state()
+    else:
+        raise TypeError(f"in_domain cannot save an input of type {type(transform).__name__}")
+    state.meta["type"] = type(transform).__name__
+    return state
+
+
+def restore_input(transform: InputTransform, state: ModelState) -> InputTransform:
+    """The input map of :func:`input_state`, fitted again; ``transform`` is the unfitted one the options build."""
+    if state.meta.get("type") != type(transform).__name__:
+        raise DataError(f"the saved model's input is a {state.meta.get('type')}, but its options build a "
+                          f"{type(transform).__name__}")
+    if isinstance(transform, PixelTransform):
+        return transform_from_state(state)
+    if isinstance(transform, PerImagePCA):
+        transform.fitted = True
+        return transform
+    assert isinstance(transform, Adapter)
+    return transform.restore(state)
 
 
 def build_input(spec: str, card: DatasetCard) -> InputTransform:
@@ -165,6 +197,15 @@ class InDomain(Strategy):
 
     def predict(self, sample: Sample) -> np.ndarray:
         return self.learner.predict(self.transform.apply(sample.cube))
+
+    def model_state(self) -> ModelState:
+        """The fitted input map and the learner's selected model (best-val network weights, or the SVM of the
+        selected C)."""
+        return ModelState.nest(input=input_state(self.transform), learner=self.learner.model_state())
+
+    def restore(self, state: ModelState) -> None:
+        self.transform = restore_input(self.transform, state.part("input"))
+        self.learner.restore(self.transform, state.part("learner"))
 
     @classmethod
     def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from hsbench import finetune  # noqa: F401  (registers the "adamw_lr_scaled" opt
 from hsbench.data.dataset import Sample
 from hsbench.data.transforms import PixelTransform
 from hsbench.engine import EngineConfig, Trainer
+from hsbench.errors import DataError
 from hsbench.evaluation import view_miou
 from hsbench.learners import engine_config
 from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder, S2FormerSegmenter
@@ -50,6 +51,8 @@ from hsbench.pretraining.s2former_zoo import (
     readable_digest,
 )
 from hsbench.registry import STRATEGIES
+from hsbench.saved_model import ModelState
+from hsbench.saved_parts import load_module, module_state, transform_from_state, transform_state
 from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec, blank_unreadable, transductive_label
 from hsbench.tiling import TILE_PLANS, LabelledTiles, predict_tiled
 from hsbench.zoo import Zoo
@@ -284,6 +287,30 @@ class S2Former(Strategy):
                                batch_size=int(self.cfg["predict_batch_tiles"]))
         self.network.train(was_training)
         return logits.argmax(0).cpu().numpy().astype(np.int64)
+
+    def model_state(self) -> ModelState:
+        """What ``predict`` uses: the student segmenter (encoder + head; DAFT's EMA teacher only trains), the
+        domain's grid standardisation and band validity. Tile settings are options, kept with the model."""
+        assert self.transform is not None and self.band_valid is not None, "fit first"
+        network = self.network.student if isinstance(self.network, DaftSegmenter) else self.network
+        state = ModelState.nest(network=module_state(network), transform=transform_state(self.transform))
+        state.tensors["band_valid"] = torch.from_numpy(np.array(self.band_valid, dtype=bool))
+        state.meta.update(model_config=self.model_cfg.to_dict(), tile_size=self.tile, tile_plan=self.card.task,
+                          channels_last=self.engine_config().channels_last)  # the layout predict ran in
+        return state
+
+    def restore(self, state: ModelState) -> None:
+        band_valid = state.array("band_valid")
+        if band_valid is None:
+            raise DataError("s2former model without band_valid: not a model saved by this strategy")
+        self.transform = transform_from_state(state.part("transform"))
+        self.band_valid = np.array(band_valid, dtype=bool)
+        segmenter = S2FormerSegmenter(S2FormerEncoder(self.model_cfg), self.card.num_classes,
+                                      torch.as_tensor(self.band_valid))
+        segmenter = segmenter.to(self.ctx.device)
+        if state.meta.get("channels_last"):  # the engine trained (and the run predicted) in NHWC: same floats
+            segmenter = segmenter.to(memory_format=torch.channels_last)
+        self.network = load_module(segmenter, state.part("network"))
 
     @classmethod
     def search_space(cls, trial: Any, options: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -243,3 +243,13 @@ def test_store_adds_new_columns_to_an_older_database(tmp_path) -> None:
     ResultsStore(path).tag_study(["none"], "s")
     with sqlite3.connect(path) as conn:
         assert "study" in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+
+
+def test_a_sweep_config_asking_for_tensorboard_is_one_line(tmp_path) -> None:
+    """Trials log no curves, so a run config with ``tensorboard: true`` is refused, not silently ignored."""
+    from hsbench.errors import ConfigError
+
+    config = tmp_path / "sweep.yaml"
+    config.write_text("strategy: in_domain\ntensorboard: true\n")
+    with pytest.raises(ConfigError, match="sweep trials write no TensorBoard curves"):
+        _sweep_cli(["--config", str(config), "--study", "tb", "--results", str(tmp_path), "--trials", "1"])

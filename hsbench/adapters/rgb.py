@@ -15,7 +15,7 @@ predicted. Outputs are RGB-like images in ``[0, 1]``; the RGB network applies it
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from hsbench.adapters.colorimetry import linear_srgb_weights, srgb_encode, visib
 from hsbench.data.card import DatasetCard
 from hsbench.data.transforms import build_transform
 from hsbench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from hsbench.saved_model import ModelState
 
 __all__ = ["Adapter", "ADAPTERS", "build_adapter", "RobustScaling", "PseudoRGB", "CIERendering", "PCA3", "Learned"]
 
@@ -52,6 +55,24 @@ class RobustScaling:
         """Scaled ``(N, K)`` values, unclipped."""
         assert self.offset is not None and self.scale is not None, "fit the scaling first"
         return (values - self.offset) * self.scale
+
+    def model_state(self) -> ModelState:
+        """The fitted offsets and scales (float64, as fitted) for a saved model."""
+        from hsbench.saved_model import ModelState
+
+        return ModelState(ModelState.arrays({"offset": self.offset, "scale": self.scale}),
+                          {"percentiles": list(self.percentiles)})
+
+    def restore(self, state: ModelState) -> RobustScaling:
+        self.offset, self.scale = _required(state, "offset"), _required(state, "scale")
+        return self
+
+
+def _required(state: ModelState, key: str) -> np.ndarray:
+    array = state.array(key)
+    if array is None:
+        raise DataError(f"the saved model lacks the adapter tensor {key!r}")
+    return np.array(array)
 
 
 class Adapter:
@@ -104,6 +125,29 @@ class Adapter:
         """Facts to store with the run."""
         return {"adapter": self.name}
 
+    def model_state(self) -> ModelState:
+        """The fitted adapter for a saved model (:mod:`hsbench.saved_model`): its statistics as tensors. A learned
+        adapter's trainable part is not in it: it is a module of the network, saved with the network's weights."""
+        if not self.fitted:
+            raise RuntimeError(f"the {self.name} adapter must be fitted before it is saved")
+        state = self._state()
+        state.meta["adapter"] = self.name
+        return state
+
+    def restore(self, state: ModelState) -> Adapter:
+        """The fitted adapter again, from :meth:`model_state` (a state of another adapter is refused)."""
+        if state.meta.get("adapter") != self.name:
+            raise DataError(f"the saved model holds a {state.meta.get('adapter')!r} adapter, not {self.name!r}")
+        self._restore(state)
+        self.fitted = True
+        return self
+
+    def _state(self) -> ModelState:
+        raise NotImplementedError
+
+    def _restore(self, state: ModelState) -> None:
+        raise NotImplementedError
+
 
 class PseudoRGB(Adapter):
     """The card's pseudo-RGB bands (R, G, B in ``card.pseudo_rgb_bands``), robustly scaled and clipped."""
@@ -120,6 +164,15 @@ class PseudoRGB(Adapter):
 
     def apply_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return np.clip(self.scaling(pixels[:, self.bands]), 0.0, 1.0)
+
+    def _state(self) -> ModelState:
+        state = self.scaling.model_state()
+        state.meta["bands"] = list(self.bands)
+        return state
+
+    def _restore(self, state: ModelState) -> None:
+        self.bands = [int(b) for b in state.meta.get("bands", self.bands)]
+        self.scaling.restore(state)
 
     def describe(self) -> dict[str, Any]:
         wl = [round(self.card.wavelengths_nm[b], 1) for b in self.bands]
@@ -169,6 +222,15 @@ class CIERendering(Adapter):
     def apply_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return srgb_encode(self.exposure * self.linear(pixels))
 
+    def _state(self) -> ModelState:
+        from hsbench.saved_model import ModelState
+
+        # The colour-matching weights too, so the model renders as trained even if the tables change later.
+        return ModelState(ModelState.arrays({"weights": self.weights}), {"exposure": float(self.exposure)})
+
+    def _restore(self, state: ModelState) -> None:
+        self.weights, self.exposure = _required(state, "weights"), float(state.meta["exposure"])
+
     def describe(self) -> dict[str, Any]:
         return {"adapter": self.name, "adapter_exposure": self.exposure,
                 "adapter_visible_coverage_xyz": list(self.coverage.xyz)}
@@ -190,6 +252,18 @@ class PCA3(Adapter):
 
     def apply_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return np.clip(self.scaling(self.pca.apply_pixels(pixels)), 0.0, 1.0)
+
+    def _state(self) -> ModelState:
+        from hsbench.saved_model import ModelState
+        from hsbench.saved_parts import transform_state
+
+        return ModelState.nest(pca=transform_state(self.pca), scaling=self.scaling.model_state())
+
+    def _restore(self, state: ModelState) -> None:
+        from hsbench.saved_parts import transform_from_state
+
+        self.pca = transform_from_state(state.part("pca"))
+        self.scaling.restore(state.part("scaling"))
 
 
 class Learned(Adapter):
@@ -229,6 +303,14 @@ class Learned(Adapter):
         if self._module is None:
             raise RuntimeError("fit the learned adapter before asking for its module")
         return self._module
+
+    def _state(self) -> ModelState:
+        return self.prgb._state()  # the convolution's trained weights are saved with the network
+
+    def _restore(self, state: ModelState) -> None:
+        self.prgb._restore(state)
+        self.prgb.fitted = True
+        self._module = nn.Conv2d(self.card.num_bands, 3, kernel_size=1)  # the network's saved weights fill it
 
     def describe(self) -> dict[str, Any]:
         return {**self.prgb.describe(), "adapter": self.name}

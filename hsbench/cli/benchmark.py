@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="heartbeat interval of a running cell (default 30)")
     bench.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    bench.add_argument("--no-save-model", action="store_true",
+                       help="runs keep no model in <run folder>/model/ (as hsbench run --no-save-model); not part "
+                            "of the cells' run ids")
+    bench.add_argument("--tensorboard", action="store_true",
+                       help="every run writes TensorBoard curves to <run folder>/tensorboard/ (as hsbench run "
+                            "--tensorboard)")
     add_storage_options(bench)
 def _print_suites() -> None:
     from hsbench.suite import load_suite, shipped_suites
@@ -93,7 +99,9 @@ def run(args: argparse.Namespace) -> int:
     suite.check_weights(args.weights_dir)
     config = BenchmarkConfig(results_dir=args.results, db=args.db, data_root=args.data_root, device=args.device,
                              workers=args.workers, stale_after_s=args.claim_timeout, heartbeat_s=args.heartbeat,
-                             progress=not args.no_progress, weights_dir=args.weights_dir)
+                             progress=not args.no_progress, weights_dir=args.weights_dir,
+                             save_model=not args.no_save_model,
+                             tensorboard=args.tensorboard)
     summary = run_benchmark(suite, config)
     print(f"suite {suite.name}: {summary.states['done']} of {summary.total} cells done, "
           f"{summary.states['failed']} failed, {summary.wall_s:.0f} s", file=sys.stderr)

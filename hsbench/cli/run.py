@@ -53,9 +53,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
     p.add_argument("--force", action="store_true", help="re-run runs that already completed")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-save-model", action="store_true",
+                   help="do not keep each run's selected model in <run folder>/model/ (safetensors + JSON, about "
+                        "the network's size); not part of the run id. Sweep trials never save one; --refit-best "
+                        "runs do unless this is given")
 
 
-RUN_CONFIG_KEYS = ("dataset", "strategy", "split", "seeds", "models", "options", "device")
+RUN_CONFIG_KEYS = ("dataset", "strategy", "split", "seeds", "models", "options", "device", "tensorboard")
 
 
 def _load_config_file(path: Path, *, trust_code: bool = False) -> dict[str, Any]:
@@ -87,6 +91,10 @@ def resolve_run_request(args: argparse.Namespace) -> dict[str, Any]:
     models = _split_csv(args.model) if args.model else list(request.get("models") or [])
     request["options"] = options
     request["models"] = models or [None]
+    tensorboard = request.get("tensorboard", False)
+    if not isinstance(tensorboard, bool):
+        raise ConfigError(f"tensorboard in a run config must be true or false, got {tensorboard!r}")
+    request["tensorboard"] = tensorboard or bool(getattr(args, "tensorboard", False))
     return request
 
 
@@ -103,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: DDP training, rank 0 writes
         device = init_distributed_from_env(device)
     runner = Runner(args.results, db=args.db, data_root=data_root_from(args.data_root), device=device,
-                    progress=not args.no_progress, force=args.force, wait=not args.no_wait)
+                    progress=not args.no_progress, force=args.force, wait=not args.no_wait,
+                    save_model=not args.no_save_model,
+                    tensorboard=request["tensorboard"])
     rows, failures, busy = [], [], []
     for model in request["models"]:
         options = dict(request["options"], **({"model": model} if model else {}))
@@ -139,3 +149,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-wait", action="store_true",
                    help="when another process is running the same run, exit at once (code 0) naming it, "
                         "instead of waiting for it and reporting its result")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard curves to <run folder>/tensorboard/: per-epoch train loss, val mIoU and "
+                        "learning rates, and the test confusion matrix (needs: pip install \"hsbench[tensorboard]\"); "
+                        "not part of the run id")

@@ -71,6 +71,9 @@ def _definition(args: argparse.Namespace) -> Any:
     from hsbench.sweep import SweepDefinition
 
     request = resolve_run_request(args)
+    if request["tensorboard"]:
+        raise ConfigError("tensorboard: sweep trials write no TensorBoard curves; drop the key from the config file "
+                          "and pass --tensorboard to `hsbench run` with the best options")
     if len(request["models"]) > 1:
         raise ConfigError("a sweep tunes one model: pass a single --model (run one sweep per model)")
     model = request["models"][0]
@@ -125,7 +128,7 @@ def _refit(args: argparse.Namespace, config: SweepConfig) -> int:
 
     study = open_study(config)
     runner = Runner(args.results, db=args.db, data_root=config.data_root, device=resolve_device(config.device),
-                    progress=not args.no_progress, force=args.force)
+                    progress=not args.no_progress, force=args.force, save_model=not args.no_save_model)
     outcomes = refit_best(study, runner, list(args.seeds or [0]))
     definition = load_definition(study)
     rows = [{"dataset": definition.dataset, "split": definition.split, "label": o.label, **o.test_metrics}
