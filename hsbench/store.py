@@ -113,6 +113,31 @@ evidence_table = Table(
     Column("sha256", String(64), nullable=False),  # of ``blob``, checked when read
 )
 
+evaluations_table = Table(
+    "evaluations",
+    _meta,
+    # A run's stored model evaluated on a dataset split (``hsbench evaluate``): the id hashes run, dataset, split,
+    # part and class map (hsbench.cross_evaluation.evaluation_id), so evaluating the same thing again replaces it.
+    Column("evaluation_id", String(64), primary_key=True),
+    Column("run_id", String(64), ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("dataset", String(128), nullable=False),
+    Column("dataset_fingerprint", String(64), nullable=False),
+    Column("dataset_version", String(32)),
+    Column("split", String(128), nullable=False),
+    Column("split_hash", String(64)),
+    Column("split_seed", Integer),
+    Column("part", String(16), nullable=False),
+    Column("class_map", JSON),  # model class name -> evaluated class name or null; NULL: same class names
+    Column("metrics", JSON, nullable=False),  # scalars, per-class lists, class names, excluded classes
+    Column("confusion", JSON, nullable=False),  # list of rows of int64 counts
+    Column("created_at", DateTime(timezone=True)),
+    Column("hsbench_version", String(32)),
+    Column("git_commit", String(64)),
+    Column("device", String(32)),
+    Column("provenance", JSON),
+    Column("host", String(255)),
+)
+
 
 def database_url(db: str | Path) -> str:
     """A SQLAlchemy URL from a URL or a file path (a path means SQLite)."""
@@ -248,6 +273,8 @@ class ResultsStore:
 
         def write(conn: Connection) -> None:
             self._delete_results(conn, [run_id])
+            # A re-run replaces the model, so evaluations of the old one go (SQLite does not enforce the cascade).
+            conn.execute(delete(evaluations_table).where(evaluations_table.c.run_id == run_id))
             conn.execute(delete(runs_table).where(runs_table.c.run_id == run_id))
             conn.execute(insert(runs_table).values(**values))
 
@@ -315,6 +342,37 @@ class ResultsStore:
         statement = update(runs_table).where(runs_table.c.run_id.in_(list(run_ids))).values(study=study)
         self._transaction(lambda conn: conn.execute(statement), f"tagging runs with study {study}")
 
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        """Every column of one run, ``None`` when there is no such run."""
+        query = select(runs_table).where(runs_table.c.run_id == run_id)
+        row = self._transaction(lambda conn: conn.execute(query).mappings().first(), f"reading run {run_id}")
+        return None if row is None else dict(row)
+
+    def run_ids_starting(self, prefix: str, limit: int = 3) -> list[str]:
+        """Up to ``limit`` run ids that start with ``prefix`` (a shortened id, as ``git`` takes one)."""
+        query = (select(runs_table.c.run_id).where(runs_table.c.run_id.startswith(prefix, autoescape=True))
+                 .order_by(runs_table.c.run_id).limit(limit))
+        return [r[0] for r in self._transaction(lambda conn: conn.execute(query).all(), "reading run ids")]
+
+    def put_evaluation(self, row: dict[str, Any]) -> None:
+        """Store an evaluation row (``hsbench evaluate``), replacing one with the same ``evaluation_id``."""
+        values = {**_finite(_jsonable(row)), "created_at": _now(), "host": socket.gethostname()}
+
+        def write(conn: Connection) -> None:
+            conn.execute(delete(evaluations_table).where(
+                evaluations_table.c.evaluation_id == values["evaluation_id"]))
+            conn.execute(insert(evaluations_table).values(**values))
+
+        self._transaction(write, f"storing evaluation {values['evaluation_id']}")
+
+    def evaluations(self, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Evaluation rows (of the given runs), one per evaluation, oldest first."""
+        query = select(evaluations_table).order_by(evaluations_table.c.created_at)
+        if run_ids is not None:
+            query = query.where(evaluations_table.c.run_id.in_(list(run_ids)))
+        rows = self._transaction(lambda conn: conn.execute(query).mappings().all(), "reading evaluations")
+        return pd.DataFrame(rows, columns=[c.name for c in evaluations_table.columns])
+
     @staticmethod
     def _delete_results(conn, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)
@@ -375,3 +433,14 @@ class ResultsStore:
 def _jsonable(value: Any) -> Any:
     """Round-trip through JSON so numpy scalars and tuples are stored as plain values."""
     return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as ``None`` throughout (PostgreSQL's JSON has no NaN; an undefined metric is null)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

@@ -40,6 +40,9 @@ class _DiagonalStore:
     def evidence(self, run_id: str, part: str = "test") -> None:
         return None
 
+    def evaluations(self, run_ids=None) -> pd.DataFrame:
+        return pd.DataFrame()  # no cross-dataset evaluations: the report has no such section
+
 
 def _data(table: dict[str, tuple[float, ...]], labels=("A", "B", "C"), split="fraction=0.5", seeds=(0, 1),
           store: _DiagonalStore | None = None) -> ReportData:

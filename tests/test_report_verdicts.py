@@ -42,6 +42,9 @@ class _Store:
     def confusion(self, run_id: str, part: str = "test") -> np.ndarray | None:
         return self._totals.get(run_id)
 
+    def evaluations(self, run_ids=None) -> pd.DataFrame:
+        return pd.DataFrame()  # no cross-dataset evaluations
+
 
 def _units(rng: np.random.Generator, quality: float) -> UnitConfusions:
     """12 images of classes 0 and 1; wrong pixels go to the other class or to the excluded class 2."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from hsbench import __version__
-from hsbench.cli import benchmark, listing, prepare, pretrain, report, run, show, sweep
+from hsbench.cli import benchmark, evaluate, listing, predict, prepare, pretrain, report, run, show, sweep
 from hsbench.errors import HsbenchError
 
 __all__ = ["COMMANDS", "EXIT_PIPE_CLOSED", "build_parser", "configure_logging", "main"]
@@ -27,7 +27,7 @@ EXIT_PIPE_CLOSED = 141
 """Exit code when stdout's reader closed it early (``hsbench list | head -1``): 128 + SIGPIPE, as a shell reports."""
 
 COMMANDS: dict[str, ModuleType] = {module.NAME: module for module in (
-    run, listing, show, prepare, pretrain, sweep, benchmark, report)}
+    run, listing, show, prepare, pretrain, sweep, benchmark, report, evaluate, predict)}
 """The sub-commands in ``--help`` order: one module each, with ``NAME``, ``add_parser(subparsers)`` and
 ``run(args) -> exit code``."""
 

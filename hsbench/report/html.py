@@ -11,6 +11,7 @@ import html
 from itertools import groupby
 
 from hsbench.report.cd_diagram import SECTION as RANK_SECTION
+from hsbench.report.cross_dataset import CROSS_CAPTION, CROSS_TITLE, cross_dataset_matrices
 from hsbench.report.figures import FigureFile, slug
 from hsbench.report.labels_used import excluded_notes, labels_cells
 from hsbench.report.pairwise import PAIRWISE_HEADER, left_out_lines, pairwise_rows
@@ -136,6 +137,19 @@ def _timings_table(data: ReportData) -> list[str]:
             *_table("timings", timing_header(table), timing_rows(table), text_columns=3)]
 
 
+def _cross_dataset_tables(data: ReportData) -> list[str]:
+    """Per strategy label, J_M of its models on the datasets they were evaluated on; nothing without evaluations."""
+    matrices = cross_dataset_matrices(data)
+    if not matrices:
+        return []
+    out = [f"<h2>{_e(CROSS_TITLE)}</h2>", f'<p class="legend">{_e(CROSS_CAPTION)}</p>']
+    for matrix in matrices:
+        out += [f"<h3>{_e(matrix.label)}</h3>", *_table("cross-dataset", matrix.header, matrix.rows, text_columns=1)]
+        if matrix.notes:
+            out += ["<ul>", *(f"<li>{_e(n)}</li>" for n in matrix.notes), "</ul>"]
+    return out
+
+
 def _figure(figure: FigureFile) -> str:
     encoded = base64.b64encode(figure.png.read_bytes()).decode("ascii")
     return (f'<figure><img alt="{_e(figure.title)}" src="data:image/png;base64,{encoded}">'
@@ -158,6 +172,7 @@ def render_html(inputs: TableInputs, figures: list[FigureFile]) -> str:
     body += _comparison_table(inputs)
     body += _pairwise_tables(inputs)
     body += _rank_sections(inputs, figures)
+    body += _cross_dataset_tables(data)
     body += _timings_table(data)
     notes = dataset_notes(data)
     if notes:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hsbench.report.cross_dataset import CROSS_CAPTION, CROSS_TITLE, cross_dataset_matrices
 from hsbench.report.labels_used import LABELS_HEADER, LABELS_LEGEND, excluded_notes, labels_cells
 from hsbench.report.leaderboard import AVERAGE, WORST_CASE, metric_names
 from hsbench.report.pairwise import PairwiseRow
@@ -153,6 +154,11 @@ def render_markdown(inputs: TableInputs) -> str:
     for test in inputs.ranks:
         table = markdown_table(*rank_table(test)) + [""] if test.reason is None else []
         lines += [f"## Mean ranks across datasets, split `{test.split}`", "", *table, *rank_lines(test), ""]
+    if matrices := cross_dataset_matrices(data):
+        lines += [f"## {CROSS_TITLE}", "", CROSS_CAPTION, ""]
+        for matrix in matrices:
+            lines += [f"### {matrix.label}", "", *markdown_table(matrix.header, matrix.rows), "",
+                      *(f"- {note}" for note in matrix.notes), *([""] if matrix.notes else [])]
     timings = timing_table(data)
     lines += [f"## {TIMINGS_TITLE}", "", TIMINGS_CAPTION, "",
               *markdown_table(timing_header(timings), timing_rows(timings)), ""]

@@ -24,7 +24,8 @@ from hsbench.data.source import RawSample, SourceFormat
 from hsbench.errors import DataError
 
 __all__ = [
-    "EnviSample", "EnviFormat", "EnviHeader", "read_envi_header", "read_envi_cube", "read_label_raster",
+    "EnviSample", "EnviFormat", "EnviHeader", "open_envi_cube", "read_envi_header", "read_envi_cube",
+    "read_label_raster",
 ]
 
 _NM_PER_UNIT = {
@@ -150,6 +151,20 @@ def read_envi_cube(path: Path) -> np.ndarray:
     if scale != 1.0:
         cube /= np.float32(scale)
     return cube
+
+
+def open_envi_cube(path: Path) -> tuple[np.ndarray, float]:
+    """The cube as a lazy ``(C, H, W)`` memory-mapped view in its stored data type (a BIL / BIP file is transposed
+    without copying), and the header's ``reflectance scale factor`` (1.0 when absent): divide what you read by it.
+
+    For images too large to read at once (``hsbench predict`` reads them window by window).
+    """
+    image = _open_image(Path(path))
+    try:
+        cube = image.open_memmap(interleave="bsq")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{image.filename}: cannot read the ENVI data ({exc})") from exc
+    return cube, float(getattr(image, "scale_factor", 1.0) or 1.0)
 
 
 def read_label_raster(path: Path) -> np.ndarray:
