@@ -245,39 +245,39 @@ def test_a_flipped_byte_in_the_weights_is_refused(model_copy) -> None:
     _one_line_naming(info.value, WEIGHTS_NAME)
 
 
-def test_a_truncated_weights_file_is_refused(model_copy) -> None:
-    weights = model_copy / MODEL_DIR / WEIGHTS_NAME
-    weights.write_bytes(weights.read_bytes()[:-100])
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize(("name", "damage"), [(WEIGHTS_NAME, _truncate), (MODEL_JSON, Path.unlink)],
+                         ids=["truncated-weights", "missing-model-json"])
+def test_a_truncated_or_missing_file_is_refused(model_copy, name, damage) -> None:
+    damage(model_copy / MODEL_DIR / name)
     with pytest.raises(IntegrityError) as info:
         read_model(model_copy)
-    _one_line_naming(info.value, WEIGHTS_NAME)
+    _one_line_naming(info.value, name)
 
 
-def test_an_edited_model_json_is_refused(model_copy) -> None:
-    document_path = model_copy / MODEL_DIR / MODEL_JSON
-    document = json.loads(document_path.read_text())
+def _other_options(document: dict) -> None:
     document["options"]["model_options"] = {"base_channels": 16}
-    document_path.write_text(json.dumps(document))
-    with pytest.raises(IntegrityError) as info:
+
+
+def _other_format(document: dict) -> None:
+    document["format"] = 99
+
+
+@pytest.mark.parametrize(("name", "edit", "error", "says"), [
+    (MODEL_JSON, _other_options, IntegrityError, MODEL_JSON),  # content no longer matches the manifest
+    (MANIFEST_NAME, _other_format, DataError, "model format 99"),  # a layout this hsbench does not read
+], ids=["edited-model-json", "other-format-version"])
+def test_an_edited_model_file_is_refused(model_copy, name, edit, error, says) -> None:
+    path = model_copy / MODEL_DIR / name
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    with pytest.raises(error) as info:
         load_run_model(model_copy)
-    _one_line_naming(info.value, MODEL_JSON)
-
-
-def test_a_missing_file_is_refused(model_copy) -> None:
-    (model_copy / MODEL_DIR / MODEL_JSON).unlink()
-    with pytest.raises(IntegrityError) as info:
-        read_model(model_copy)
-    _one_line_naming(info.value, MODEL_JSON)
-
-
-def test_a_model_of_another_format_version_is_refused(model_copy) -> None:
-    manifest_path = model_copy / MODEL_DIR / MANIFEST_NAME
-    manifest = json.loads(manifest_path.read_text())
-    manifest["format"] = 99
-    manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(DataError, match="model format 99") as info:
-        load_run_model(model_copy)
-    assert "\n" not in str(info.value)
+    _one_line_naming(info.value, says)
 
 
 def test_nothing_in_the_model_folder_is_a_pickle_and_loading_unpickles_nothing(saved_run, monkeypatch) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hsbench.cli.stored_runs import add_stored_run_options
+
 __all__ = ["NAME", "add_parser", "run"]
 
 NAME = "evaluate"
@@ -31,11 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--class-map", type=Path, metavar="FILE",
                    help="YAML/JSON mapping model class names to the dataset's class names (or null: counted wrong); "
                         "dataset classes no model class maps to are left out of the metrics")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default ./results)")
-    p.add_argument("--db", help="results database URL or SQLite path (default <results>/hsbench.db)")
-    p.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default auto)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_stored_run_options(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hsbench.cli.stored_runs import add_stored_run_options
 from hsbench.errors import ConfigError
 
 __all__ = ["NAME", "add_parser", "run"]
@@ -34,11 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", type=int, default=DEFAULT_TILE,
                    help=f"tile side in pixels; larger images are predicted tile by tile with the model's spatial "
                         f"context as overlap (default {DEFAULT_TILE})")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results folder (default ./results)")
-    p.add_argument("--db", help="results database URL or SQLite path (default <results>/hsbench.db)")
-    p.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_stored_run_options(p)
 
 
 def _run_split(run_dir: Path) -> str:
