@@ -53,6 +53,7 @@ from hsbench.pretraining.s2former_zoo import (
 from hsbench.registry import STRATEGIES
 from hsbench.saved_model import ModelState
 from hsbench.saved_parts import load_module, module_state, transform_from_state, transform_state
+from hsbench.seeding import SeedStreams
 from hsbench.strategy import RunContext, SplitView, Strategy, StrategySpec, blank_unreadable, transductive_label
 from hsbench.tiling import TILE_PLANS, LabelledTiles, predict_tiled
 from hsbench.zoo import Zoo
@@ -75,9 +76,10 @@ _SMOKE = {
 }
 
 
-def _child_seed(ctx: RunContext, stream: str, index: int) -> int:
+def _child_seed(ctx: RunContext | SeedStreams, stream: str, index: int) -> int:
     """An integer seed of the ``index``-th child of a run stream (independent of the stream's other uses)."""
-    child = ctx.seeds.sequence(stream).spawn(index + 1)[index]
+    seeds = ctx if isinstance(ctx, SeedStreams) else ctx.seeds
+    child = seeds.sequence(stream).spawn(index + 1)[index]
     return int(child.generate_state(1, dtype=np.uint32)[0])
 
 
@@ -188,9 +190,13 @@ class S2Former(Strategy):
         Only the views' readable pixels are used (a scene's train region), or whole images when transductive.
         """
         images = _Images([view.transductive() for view in unlabeled] if self.cfg["transductive"] else unlabeled)
+        # A fixed pretrain_seed shares the target stage too: seeds whose train images are the same (a full split)
+        # then read one zoo artifact, and the grid standardisation they fit is the same.
+        shared = self.cfg["pretrain_seed"]
+        domain_seeds = self.ctx.seeds if shared is None else SeedStreams(int(shared))
         self.transform, self.band_valid = fit_domain(
             images, self.card.wavelengths_nm, self.model_cfg, fit_pixels=int(self.cfg["fit_pixels"]),
-            rng=self.ctx.seeds.rng("order"),
+            rng=domain_seeds.rng("order"),
         )
         if self.cfg["no_pretrain"]:
             return
@@ -200,7 +206,7 @@ class S2Former(Strategy):
             dataset=self.card.name, fingerprint=dataset.fingerprint, sample_ids=tuple(sorted(images.sample_ids)),
             readable=readable_digest(images),
             steps=int(self.cfg["target_pretrain_steps"]), lr=float(self.cfg["target_pretrain_lr"]),
-            seed=_child_seed(self.ctx, "init", 2), fit_pixels=int(self.cfg["fit_pixels"]),
+            seed=_child_seed(domain_seeds, "init", 2), fit_pixels=int(self.cfg["fit_pixels"]),
         )
         transform, valid = self.transform, self.band_valid
         target = (stage, lambda: domain_tiles(images, transform, valid, self.tile)) if stage.steps > 0 else None

@@ -270,3 +270,19 @@ def test_end_to_end_on_a_kshot_scene(home, tmp_path, tiny_registered) -> None:
     )
     assert outcome.status == "completed", outcome.error
     assert outcome.test_metrics["oa"] > 0.3
+
+
+def test_a_fixed_pretrain_seed_shares_the_target_stage_across_run_seeds(home, tiny_dataset) -> None:
+    """Same train images and ``pretrain_seed``: one source and one target-stage artifact for every run seed, and
+    the same grid standardisation; without it, each run seed pretrains its own target stage."""
+    train, _ = _views(tiny_dataset)
+    shared = [_strategy(tiny_dataset, {"pretrain_seed": 0}, seed=seed) for seed in (0, 1)]
+    for strategy in shared:
+        strategy.pretrain([train])
+    assert len(list((home / "zoo").glob("*/weights.safetensors"))) == 2  # source + one target stage
+    assert shared[0].pretrain_facts["pretrain_artifact"] == shared[1].pretrain_facts["pretrain_artifact"]
+    np.testing.assert_array_equal(shared[0].transform.mean, shared[1].transform.mean)
+    own = [_strategy(tiny_dataset, {}, seed=seed) for seed in (0, 1)]
+    for strategy in own:
+        strategy.pretrain([train])
+    assert own[0].pretrain_facts["pretrain_artifact"] != own[1].pretrain_facts["pretrain_artifact"]
