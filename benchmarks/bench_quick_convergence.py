@@ -13,7 +13,7 @@ of :data:`BUDGET_KEYS` (``epochs`` and ``early_stopping_patience`` always; the p
 presets included). Both suites run with :func:`hsbench.benchmark.run_benchmark` into one results folder, so a rerun
 reuses finished cells (cell ids hash the options, so the two suites share no cell unless ``--multiplier 1``); no
 report is written. The table goes to stdout and, with the wall seconds, to ``<results>/convergence.json``; the exit
-code is 0 when every target is met (and both suites finished), 1 otherwise. The quick suite takes about 8 minutes
+code is 0 when every target is met (and both suites finished), 1 otherwise. The quick suite takes about 9 minutes
 on 2 CPU cores (hsbench/suites/quick.yaml); the scaled one up to ``--multiplier`` times that (early stopping may end
 its runs sooner), plus its pretraining, once per zoo artifact.
 
