@@ -194,8 +194,8 @@ class CrossDomain(Strategy):
         "weights_sha256": None,  # the weights file's expected SHA-256; another file is refused
         "strict": True,  # false: run with a partly matching weights file (unmatched tensors stay initial)
         # Zoo pretraining recipe (masked band modelling); about 2 minutes on one CPU core for `tiny`.
-        "source": "synthetic_aerial",
-        "source_options": {},
+        "source": "synthetic_aerial",  # a registered dataset, or earthlib (hsbench[spectra]: virtual sensors)
+        "source_options": {},  # the dataset's options; for earthlib, SensorSimConfig ranges
         "mask_ratio": 0.9,
         "pretrain_epochs": 6,
         "pretrain_pixels": 32_768,

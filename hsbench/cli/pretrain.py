@@ -1,7 +1,8 @@
 """``hsbench pretrain``: pretrain a foundation model on an unlabelled source dataset and store it in the zoo.
 
-Example: ``hsbench pretrain spectral_fm --source synthetic_aerial --size tiny --epochs 6``. A recipe already in
-the zoo is not trained again: the command then just prints where it is.
+Example: ``hsbench pretrain spectral_fm --source synthetic_aerial --size tiny --epochs 6``; ``--source earthlib``
+pretrains on the earthlib spectral library through random virtual sensors (extra ``hsbench[spectra]``). A recipe
+already in the zoo is not trained again: the command then just prints where it is.
 """
 
 from __future__ import annotations
@@ -51,16 +52,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "($HSBENCH_HOME/zoo) and is reused by strategies that ask for the same recipe.",
     )
     p.add_argument("model", choices=sorted(PRETRAINERS), help="what to pretrain")
-    p.add_argument("--source", default="synthetic_aerial", help="source dataset (labels are not used)")
+    p.add_argument("--source", default="synthetic_aerial",
+                   help="source dataset (labels are not used), or earthlib: a spectral library through random "
+                        'virtual sensors (pip install "hsbench[spectra]")')
     p.add_argument("--size", default="tiny", help="model size preset: tiny (default, CPU) or small")
     p.add_argument("--epochs", type=int, help="passes over the sampled source pixels (default 6)")
-    p.add_argument("--pixels", type=int, help="source pixels to sample from all images (default 32768)")
+    p.add_argument("--pixels", type=int,
+                   help="source pixels to sample from all images; for earthlib, simulated pixels per epoch "
+                        "(default 32768)")
     p.add_argument("--mask-ratio", type=float, help="fraction of band tokens masked (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, sampling and masks (default 0)")
     p.add_argument("--fm-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="overrides of the size preset, e.g. dim=32 depth=2")
     p.add_argument("--source-options", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="options of the source dataset, e.g. num_images=10")
+                   help="options of the source dataset, e.g. num_images=10; for earthlib, sensor simulator "
+                        "ranges, e.g. vnir_probability=1")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     p.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
     p.add_argument("--zoo", type=Path, help="zoo folder (default $HSBENCH_HOME/zoo)")

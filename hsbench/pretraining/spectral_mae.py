@@ -11,6 +11,10 @@ band of a random contiguous window, at least ``min_bands`` long). The source sen
 4.7 nm, while target cameras have 15-25 bands 10-15 nm apart over part of that range; without this the embedding
 convolutions would only ever see the source's spacing and range.
 
+With ``source="earthlib"`` the pixels are instead simulated from a spectral library (:mod:`.spectral_library`,
+:mod:`.sensor_sim`): each batch a new virtual sensor, whose band centres feed the positional encoding. The same
+training loop serves both; the dataset path's random draws are those it always made.
+
 Randomness comes from the recipe's own seed (not a run's seed streams): one artifact serves every run, so its
 bytes must not depend on which run asked for it first.
 """
@@ -21,6 +25,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,16 +39,21 @@ from tqdm.auto import tqdm
 from hsbench.errors import ConfigError, DataError
 from hsbench.models.spectral_fm import Block, SpectralFM, SpectralFMConfig, make_div_term, wavelength_encoding
 from hsbench.models.spectral_fm_import import MODEL_CONFIG_KEY
+from hsbench.pretraining.sensor_sim import SensorSimConfig, simulate_batch
+from hsbench.pretraining.spectral_library import LIBRARY_SOURCES, SpectralLibrary, load_earthlib
 from hsbench.registry import DATASETS, lookup
 from hsbench.strategy import readable_mask
 from hsbench.zoo import Artifact, Zoo
 
 __all__ = [
     "SpectralMAERecipe", "SpectralMAE", "random_masking", "band_view", "sample_pixels", "pretrain_spectral_mae",
-    "pretrained_spectral_fm",
+    "pretrain_spectral_mae_simulated", "pretrained_spectral_fm",
 ]
 
 log = logging.getLogger("hsbench")
+
+_SIMULATOR_STREAM = 17
+"""Mixed into the recipe seed for the simulator's generator, so that it is independent of the masks' stream."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +62,15 @@ class SpectralMAERecipe:
 
     Attributes:
         model: :meth:`SpectralFMConfig.to_dict` of the encoder.
-        source: registered dataset whose pixels are the (unlabelled) training data.
-        source_options: options of the source dataset's ``open`` (e.g. ``num_images`` of a synthetic set).
+        source: registered dataset whose pixels are the (unlabelled) training data, or ``earthlib``: spectra of
+            that spectral library seen through a random virtual sensor per batch (:mod:`.sensor_sim`; needs the
+            ``hsbench[spectra]`` extra).
+        source_options: options of the source dataset's ``open`` (e.g. ``num_images`` of a synthetic set); for
+            ``earthlib``, overrides of :class:`~hsbench.pretraining.sensor_sim.SensorSimConfig`.
         mask_ratio: fraction of band tokens hidden from the encoder (HyperSL / MAE: most of them).
         epochs: passes over the sampled pixels.
-        pixels: pixels sampled uniformly from all source images (labels are never read).
+        pixels: pixels sampled uniformly from all source images (labels are never read); for ``earthlib``, fresh
+            simulated pixels per epoch.
         batch_size: pixels per optimiser step.
         lr: AdamW peak learning rate (linear warm-up over the first 5 % of steps, then cosine decay).
         weight_decay: AdamW weight decay.
@@ -64,8 +78,9 @@ class SpectralMAERecipe:
         decoder_depth: decoder blocks.
         norm_target: regress each spectrum standardised over its own bands (MAE's ``norm_pix_loss``) rather than
             raw values, so that the loss rewards spectral shape instead of being dominated by brightness.
-        min_bands: shortest band view.
-        max_band_stride: band views take every 1st .. ``max_band_stride``-th band (1 disables the views).
+        min_bands: shortest band view (dataset sources only).
+        max_band_stride: band views take every 1st .. ``max_band_stride``-th band (1 disables the views; dataset
+            sources only).
         seed: seed of the initialisation, the pixel sample, the order, the views and the masks.
     """
 
@@ -207,6 +222,46 @@ def _schedule(total_steps: int) -> Any:
                                                                                        max(1, total_steps - warmup)))
 
 
+EpochBatches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
+"""A fresh iterator per epoch over ``(spectra (n, L), wavelengths_nm (L,))`` batches, wavelength-sorted."""
+
+
+def _fresh_mae(recipe: SpectralMAERecipe, device: torch.device) -> SpectralMAE:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        return SpectralMAE(SpectralFM(SpectralFMConfig.from_dict(recipe.model)),
+                           decoder_dim=recipe.decoder_dim, decoder_depth=recipe.decoder_depth,
+                           norm_target=recipe.norm_target).to(device)
+
+
+def _train(
+    mae: SpectralMAE, recipe: SpectralMAERecipe, generator: torch.Generator, epoch_batches: EpochBatches,
+    steps_per_epoch: int, device: torch.device, progress: bool,
+) -> list[float]:
+    """The masked-band-modelling loop shared by every source; ``generator`` draws the masks (after each batch's
+    own draws, which the lazy ``epoch_batches`` makes when a batch is asked for)."""
+    optimizer = torch.optim.AdamW(mae.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.95))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe.epochs * steps_per_epoch))
+    history: list[float] = []
+    mae.train()
+    with tqdm(total=recipe.epochs * steps_per_epoch, desc="pretrain spectral FM", unit="step", leave=False,
+              disable=not progress) as bar:
+        for _ in range(recipe.epochs):
+            total = torch.zeros(())
+            for spectra, wavelengths in epoch_batches():
+                loss = mae.loss(spectra.to(device), wavelengths.to(device), recipe.mask_ratio, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(mae.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                total += loss.detach().cpu()
+                bar.update(1)
+            history.append(float(total) / steps_per_epoch)
+            bar.set_postfix(loss=f"{history[-1]:.5f}")
+    return history
+
+
 def pretrain_spectral_mae(
     recipe: SpectralMAERecipe,
     pixels: np.ndarray,
@@ -218,36 +273,47 @@ def pretrain_spectral_mae(
     """Train a fresh encoder by masked band modelling on ``pixels`` ``(N, B)``; returns it and the loss per epoch."""
     device = device or torch.device("cpu")
     generator = torch.Generator().manual_seed(recipe.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(recipe.seed)
-        mae = SpectralMAE(SpectralFM(SpectralFMConfig.from_dict(recipe.model)),
-                          decoder_dim=recipe.decoder_dim, decoder_depth=recipe.decoder_depth,
-                          norm_target=recipe.norm_target).to(device)
+    mae = _fresh_mae(recipe, device)
     order = np.argsort(np.asarray(wavelengths_nm), kind="stable")
     spectra = torch.from_numpy(np.ascontiguousarray(pixels[:, order], dtype=np.float32))
     wavelengths = torch.as_tensor(np.asarray(wavelengths_nm, dtype=np.float32)[order])
-    steps_per_epoch = math.ceil(len(spectra) / recipe.batch_size)
-    optimizer = torch.optim.AdamW(mae.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.95))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(recipe.epochs * steps_per_epoch))
-    history: list[float] = []
-    mae.train()
-    with tqdm(total=recipe.epochs * steps_per_epoch, desc="pretrain spectral FM", unit="step", leave=False,
-              disable=not progress) as bar:
-        for _ in range(recipe.epochs):
-            total = torch.zeros(())
-            for batch in torch.randperm(len(spectra), generator=generator).split(recipe.batch_size):
-                bands = band_view(spectra.shape[1], recipe.min_bands, recipe.max_band_stride, generator)
-                x = spectra[batch][:, bands].to(device)
-                loss = mae.loss(x, wavelengths[bands].to(device), recipe.mask_ratio, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(mae.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                total += loss.detach().cpu()
-                bar.update(1)
-            history.append(float(total) / steps_per_epoch)
-            bar.set_postfix(loss=f"{history[-1]:.5f}")
+
+    def epoch_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in torch.randperm(len(spectra), generator=generator).split(recipe.batch_size):
+            bands = band_view(spectra.shape[1], recipe.min_bands, recipe.max_band_stride, generator)
+            yield spectra[batch][:, bands], wavelengths[bands]
+
+    history = _train(mae, recipe, generator, epoch_batches, math.ceil(len(spectra) / recipe.batch_size), device,
+                     progress)
+    return mae.encoder.eval(), history
+
+
+def pretrain_spectral_mae_simulated(
+    recipe: SpectralMAERecipe,
+    library: SpectralLibrary,
+    simulator: SensorSimConfig,
+    *,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> tuple[SpectralFM, list[float]]:
+    """Masked band modelling on simulated pixels: every batch a new virtual sensor (its band centres are the
+    wavelengths of the positional encoding), ``recipe.pixels`` fresh pixels per epoch. Band views
+    (``min_bands``, ``max_band_stride``) do not apply: the sensors already vary range and spacing."""
+    device = device or torch.device("cpu")
+    generator = torch.Generator().manual_seed(recipe.seed)  # the masks
+    mae = _fresh_mae(recipe, device)
+    rng = np.random.default_rng(np.random.SeedSequence([recipe.seed, _SIMULATOR_STREAM]))  # sensors and pixels
+    steps_per_epoch = math.ceil(recipe.pixels / recipe.batch_size)
+
+    def epoch_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for step in range(steps_per_epoch):
+            count = min(recipe.batch_size, recipe.pixels - step * recipe.batch_size)
+            values, sensor = simulate_batch(library.spectra, library.wavelengths_nm, rng, count, simulator)
+            order = np.argsort(sensor.centres_nm, kind="stable")  # the MAE reads wavelength-sorted bands
+            yield (torch.from_numpy(np.ascontiguousarray(values[:, order])),
+                   torch.as_tensor(sensor.centres_nm[order], dtype=torch.float32))
+
+    history = _train(mae, recipe, generator, epoch_batches, steps_per_epoch, device, progress)
     return mae.encoder.eval(), history
 
 
@@ -262,6 +328,8 @@ def pretrained_spectral_fm(
 ) -> Artifact:
     """The zoo's artifact for ``recipe``: reused when stored, else pretrained now (once) and stored."""
     logger = logger or log
+    if recipe.source in LIBRARY_SOURCES:
+        return _pretrained_on_library(zoo, recipe, device=device, progress=progress, logger=logger)
     source = lookup(DATASETS, recipe.source).open(data_root=data_root, **dict(recipe.source_options))
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -280,3 +348,29 @@ def pretrained_spectral_fm(
         }
 
     return zoo.get_or_create(recipe.to_dict(), source.fingerprint, build)
+
+
+def _pretrained_on_library(
+    zoo: Zoo, recipe: SpectralMAERecipe, *, device: torch.device | None, progress: bool, logger: logging.Logger
+) -> Artifact:
+    """A spectral library source: ``source_options`` are :class:`SensorSimConfig` overrides, and the zoo keys on
+    the library's version and file hash instead of a dataset fingerprint."""
+    simulator = SensorSimConfig.from_options(dict(recipe.source_options))  # bad options fail before loading
+    library = load_earthlib()
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        logger.info("pretraining a spectral FM on %s %s spectra through virtual sensors (%d pixels per epoch, %d "
+                    "epochs); stored in %s for reuse", recipe.source, library.version, recipe.pixels, recipe.epochs,
+                    zoo.root)
+        start = time.perf_counter()
+        model, history = pretrain_spectral_mae_simulated(recipe, library, simulator, device=device,
+                                                         progress=progress)
+        seconds = time.perf_counter() - start
+        logger.info("pretraining done in %.0f s: masked-band MSE %.5f -> %.5f", seconds, history[0], history[-1])
+        return model.state_dict(), {
+            MODEL_CONFIG_KEY: recipe.model, "source": recipe.source, "loss_curve": history,
+            "pretrain_seconds": seconds, "pixels": recipe.pixels * recipe.epochs, "parameters": model.num_parameters(),
+            "simulator": simulator.to_dict(), **library.provenance(),
+        }
+
+    return zoo.get_or_create(recipe.to_dict(), library.fingerprint, build)
