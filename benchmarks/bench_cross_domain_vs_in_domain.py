@@ -87,12 +87,26 @@ def _probe_pixels(dataset: Dataset, masks: dict, transform, rng: np.random.Gener
     return x[pick], y[pick]
 
 
-def probe(dataset: Dataset, split: str, seed: int, models: dict[str, SpectralFM]) -> dict[str, float]:
-    """Test mIoU of a logistic-regression pixel probe on raw bands and on each model's features."""
+def probe(
+    dataset: Dataset, split: str, seed: int, models: dict[str, SpectralFM], cache: dict | None = None
+) -> dict[str, float]:
+    """Test mIoU of a logistic-regression pixel probe on raw bands and on each model's features.
+
+    ``cache`` (a dict the caller keeps) remembers each model's features per image across calls, so that several
+    seeds and splits of one scene extract them once (features depend on the model and the cube only).
+    """
     parts = make_split(dataset, split, seed).parts
     wavelengths = np.asarray(dataset.card.wavelengths_nm)
+    cache = {} if cache is None else cache
+
+    def features(name: str, model: SpectralFM, cube: np.ndarray) -> np.ndarray:
+        key = (name, dataset.card.name, hash(np.asarray(cube).tobytes()))
+        if key not in cache:
+            cache[key] = extract_cube(model, cube, wavelengths)
+        return cache[key]
+
     transforms = {"raw bands": lambda cube: np.asarray(cube, dtype=np.float32)}
-    transforms |= {name: (lambda cube, m=m: extract_cube(m, cube, wavelengths)) for name, m in models.items()}
+    transforms |= {name: (lambda cube, n=name, m=m: features(n, m, cube)) for name, m in models.items()}
     results = {}
     for name, transform in transforms.items():
         x, y = _probe_pixels(dataset, parts["train"], transform, np.random.default_rng(seed), 20_000)
