@@ -159,7 +159,7 @@ def test_simulation_is_deterministic_for_a_seed(library) -> None:
 
 def test_simulator_options_are_validated() -> None:
     assert SensorSimConfig.from_options({"vnir_probability": 1, "fwhm_nm": [5, 10]}).fwhm_nm == (5.0, 10.0)
-    with pytest.raises(ConfigError, match="unknown sensor simulator options"):
+    with pytest.raises(ConfigError, match="sensor simulator's options has unknown key"):
         SensorSimConfig.from_options({"num_images": 3})
     with pytest.raises(ConfigError, match="fwhm_nm"):
         SensorSimConfig(fwhm_nm=(30.0, 3.0))
@@ -259,7 +259,7 @@ def test_cli_pretrain_on_earthlib(home, capsys) -> None:
 def test_cli_reports_bad_simulator_options_in_one_line(home, capsys) -> None:
     argv = ["pretrain", "spectral_fm", "--source", "earthlib", "--source-options", "num_images=3", "--no-progress"]
     assert main(argv) == 2
-    assert "unknown sensor simulator options" in capsys.readouterr().err
+    assert "sensor simulator's options has unknown key" in capsys.readouterr().err
 
 
 @requires_earthlib

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from hsbench.config_files import reject_unknown_keys
 from hsbench.errors import ConfigError
 
 __all__ = ["SensorSimConfig", "VirtualSensor", "covered", "srf_matrix", "draw_sensor", "mix_spectra", "simulate_batch"]
@@ -93,10 +94,7 @@ class SensorSimConfig:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> SensorSimConfig:
         """The defaults with ``options`` (a recipe's ``source_options``) applied; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(options) - known
-        if unknown:
-            raise ConfigError(f"unknown sensor simulator options {sorted(unknown)}; valid: {', '.join(sorted(known))}")
+        reject_unknown_keys(options, (f.name for f in dataclasses.fields(cls)), "the sensor simulator's options")
         return cls(**options)
 
     def to_dict(self) -> dict[str, Any]:
