@@ -30,13 +30,14 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hsbench.claims import CellClaims, ClaimedCell, Heartbeat, WorkerId
 from hsbench.errors import ConfigError, HsbenchError
+from hsbench.executors.base import ExecutorSettings
 from hsbench.store import ResultsStore, default_database
 from hsbench.suite import Cell, Suite
 
 if TYPE_CHECKING:
     from hsbench.runner import Runner
 
-__all__ = ["BenchmarkConfig", "BenchmarkSummary", "run_benchmark", "work"]
+__all__ = ["BenchmarkConfig", "BenchmarkSummary", "run_benchmark", "work", "prepare_worker", "usable_cpus"]
 
 log = logging.getLogger("hsbench")
 
@@ -63,6 +64,8 @@ class BenchmarkConfig:
             part of the cells' run ids.
         tensorboard: every run writes TensorBoard curves (``--tensorboard``, :class:`hsbench.runner.Runner`); not
             part of the cells' run ids.
+        executor: where the cells run (``--executor``): this machine's ``workers`` processes, or one Slurm job /
+            Ray task per cell (:mod:`hsbench.executors`); ``workers`` is then unused.
     """
 
     results_dir: Path = Path("results")
@@ -77,6 +80,7 @@ class BenchmarkConfig:
     weights_dir: Path | None = None
     save_model: bool = True
     tensorboard: bool = False
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
     def __post_init__(self) -> None:
         if self.tensorboard:
@@ -112,6 +116,7 @@ class BenchmarkSummary:
 def run_benchmark(suite: Suite, config: BenchmarkConfig) -> BenchmarkSummary:
     """Run every unfinished cell of ``suite`` (in this process or in ``config.workers`` spawned processes)."""
     start = time.perf_counter()
+    errors: list[str] = []  # jobs an executor gave up on
     suite.check_weights(config.weights_dir)  # every missing file named before any cell runs
     cells = suite.cells(config.weights_dir)
     claims = CellClaims(ResultsStore(config.database).engine)
@@ -119,12 +124,16 @@ def run_benchmark(suite: Suite, config: BenchmarkConfig) -> BenchmarkSummary:
     since = time.time()
     ids = {c.cell_id for c in cells}
     with _ProgressBar(claims, suite.name, ids, since, enabled=config.progress) as bar:
-        if config.workers == 1:
+        if config.executor.remote:
+            from hsbench.executors.cells import place_cells
+
+            errors = place_cells(suite, cells, config, since=since, on_poll=bar.refresh)
+        elif config.workers == 1:
             work(cells, config, since=since, on_cell_end=bar.refresh)
         else:
             _run_worker_processes(cells, config, since, bar)
     rows = [r for r in claims.cells(suite.name) if r["cell_id"] in ids]
-    errors = [f"{r['dataset']} {r['label']} {r['split']} seed {r['seed']}: {_last_line(r['error'])}"
+    errors += [f"{r['dataset']} {r['label']} {r['split']} seed {r['seed']}: {_last_line(r['error'])}"
               for r in rows if r["state"] == "failed"]
     return BenchmarkSummary(suite.name, len(cells), claims.count_states(suite.name, ids),
                             time.perf_counter() - start, errors)
@@ -136,6 +145,7 @@ def work(
     *,
     since: float,
     on_cell_end: Callable[[], None] | None = None,
+    max_cells: int | None = None,
 ) -> int:
     """Claim and run cells of one suite until none is left; return how many this worker ran.
 
@@ -143,6 +153,7 @@ def work(
         cells: the suite's current cells (claims of cells from an older version of the suite are left alone).
         since: invocation start (epoch seconds); cells that failed before it are retried.
         on_cell_end: called after each cell (progress updates).
+        max_cells: stop after this many cells (a cluster job runs one cell).
     """
     from hsbench.data.paths import data_root_from
     from hsbench.provenance import resolve_device
@@ -155,7 +166,7 @@ def work(
                     device=resolve_device(config.device), progress=False, claim_timeout_s=config.stale_after_s,
                     heartbeat_s=config.heartbeat_s, tensorboard=config.tensorboard, save_model=config.save_model)
     claims, worker, ran = CellClaims(runner.store.engine), WorkerId.current(), 0
-    while True:
+    while max_cells is None or ran < max_cells:
         claimed = _claim_next(claims, cells[0].suite, by_id, worker, config, since)
         if claimed is None:
             return ran
@@ -163,6 +174,7 @@ def work(
         ran += 1
         if on_cell_end is not None:
             on_cell_end()
+    return ran
 
 
 def _claim_next(claims: CellClaims, suite: str, by_id: dict[str, Cell], worker: WorkerId,
@@ -192,7 +204,7 @@ def _run_cell(runner: Runner, claims: CellClaims, claimed: ClaimedCell, cell: Ce
 def _run_worker_processes(cells: list[Cell], config: BenchmarkConfig, since: float, bar: _ProgressBar) -> None:
     """Spawn the workers and refresh the progress bar from the database until they all end."""
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open connections
-    threads = max(1, _usable_cpus() // config.workers)
+    threads = max(1, usable_cpus() // config.workers)
     processes = [
         context.Process(target=_worker_main, args=(cells, config, since, threads, rank), name=f"hsbench-worker-{rank}")
         for rank in range(config.workers)
@@ -212,7 +224,7 @@ def _run_worker_processes(cells: list[Cell], config: BenchmarkConfig, since: flo
                   ", ".join(crashed))
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
     """CPUs this process may run on (a container's or ``taskset``'s limit, not the host's count)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -220,10 +232,13 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threads: int, rank: int) -> None:
-    """Entry point of a spawned worker: its own logging, thread count and plug-ins, then :func:`work`."""
+def prepare_worker(config: BenchmarkConfig, threads: int, name: str) -> None:
+    """What a fresh worker process needs before :func:`work`: console logging, thread count, plug-ins.
+
+    A spawned process, a Slurm job and a Ray task all start with nothing of the submitting process.
+    """
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(f"[worker {rank}] %(levelname)s %(message)s"))
+    handler.setFormatter(logging.Formatter(f"[{name}] %(levelname)s %(message)s"))
     handler.setLevel(logging.WARNING)  # run loggers are set to INFO for their log files; the console gets less
     root = logging.getLogger("hsbench")
     root.handlers[:] = [handler]
@@ -234,6 +249,11 @@ def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threa
     register_user_datasets(config.data_root)  # the parent's registrations do not survive spawn
     if config.worker_init is not None:
         config.worker_init()
+
+
+def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threads: int, rank: int) -> None:
+    """Entry point of a spawned worker: :func:`prepare_worker`, then :func:`work`."""
+    prepare_worker(config, threads, f"worker {rank}")
     try:
         work(cells, config, since=since)
     except KeyboardInterrupt:

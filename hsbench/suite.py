@@ -16,11 +16,15 @@ named by their file stem (``quick``); any other YAML file is named by its path. 
       - {strategy: cross_modality, label: DL3+ (PT), datasets: [hcv2], options: {mode: pt, weights: "@cityscapes"}}
     weights:   # files a published row needs; `hsbench benchmark --weights-dir DIR` checks them before any cell
       cityscapes: {file: deeplabv3plus_mobilenet_cityscapes_os16.pth, source: "VainF/DeepLabV3Plus-Pytorch ..."}
+    resources: {cpus: 4, gpus: 1, mem: 16G, time: "2:00:00"}   # per cell, for --executor slurm|ray only
 
 A variant's ``datasets`` and a dataset's ``strategies`` (variant labels) restrict which pairs make cells, for rows
 a published table has on some datasets only. An option value ``"@name"`` names an entry of ``weights``: it becomes
 ``<weights-dir>/<file>`` when the suite runs (and the entry's ``sha256``, when given, the ``weights_sha256``
 option), while cell ids hash the reference, so where the files live does not change which cells are finished.
+``resources`` (suite-wide, or on a dataset entry, which wins key by key) is what each cell's job asks of a cluster
+(:mod:`hsbench.executors.resources`); the local executor ignores it and cell ids never include it, so moving a
+suite to a cluster, or giving a cell more memory, does not make finished cells unfinished.
 
 Everything is validated when the suite is loaded (unknown strategy or dataset, unknown option, malformed split,
 missing official split, duplicate label, undeclared weights), so a typo fails before the first cell runs, never
@@ -38,6 +42,7 @@ from typing import Any
 from hsbench.config_files import did_you_mean, parse_config_text, reject_unknown_keys
 from hsbench.data.dataset_spec import dataset_provider
 from hsbench.errors import ConfigError, UnknownNameError
+from hsbench.executors.resources import Resources, parse_resources
 from hsbench.names import check_name
 from hsbench.options import config_hash
 from hsbench.runner import RunSpec
@@ -46,8 +51,8 @@ from hsbench.strategy import TRANSDUCTIVE_MARK, resolve_strategy, transductive_l
 
 __all__ = ["Cell", "DatasetEntry", "Suite", "Variant", "WeightsFile", "load_suite", "shipped_suites"]
 
-_SUITE_KEYS = {"name", "description", "seeds", "splits", "datasets", "strategies", "weights"}
-_DATASET_KEYS = {"name", "splits", "options", "strategies"}
+_SUITE_KEYS = {"name", "description", "seeds", "splits", "datasets", "strategies", "weights", "resources"}
+_DATASET_KEYS = {"name", "splits", "options", "strategies", "resources"}
 _VARIANT_KEYS = {"strategy", "label", "options", "datasets"}
 _WEIGHTS_KEYS = {"file", "source", "sha256"}
 WEIGHTS_REFERENCE = "@"
@@ -67,12 +72,14 @@ class Variant:
 @dataclass(frozen=True)
 class DatasetEntry:
     """A dataset of the suite; ``splits`` (when set) replace the suite's, ``options`` go to every variant,
-    ``strategies`` (variant labels, when set) limit which variants run on it."""
+    ``strategies`` (variant labels, when set) limit which variants run on it, ``resources`` (the keys it sets)
+    replace the suite's for its cells on a cluster."""
 
     name: str
     splits: tuple[str, ...] | None = None
     options: dict[str, Any] = field(default_factory=dict, hash=False)
     strategies: tuple[str, ...] | None = None
+    resources: Resources = Resources()
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Suite:
     seeds: tuple[int, ...]
     source: str = ""
     weights: tuple[WeightsFile, ...] = ()
+    resources: Resources = Resources()
 
     @property
     def labels(self) -> list[str]:
@@ -144,6 +152,17 @@ class Suite:
             if (v.datasets is None or entry.name in v.datasets)
             and (entry.strategies is None or v.label in entry.strategies)
         )
+
+    def resources_of(self, cell: Cell) -> Resources:
+        """What ``cell``'s cluster job asks for: the suite's resources, with its dataset entry's keys winning.
+
+        Raises:
+            ValueError: ``cell`` is not a cell of this suite (its dataset is not one of the suite's).
+        """
+        for entry in self.datasets:
+            if entry.name == cell.dataset:
+                return self.resources.merged(entry.resources)
+        raise ValueError(f"cell {cell.cell_id} (dataset {cell.dataset!r}) is not a cell of suite {self.name}")
 
     def rows(self) -> list[tuple[DatasetEntry, Variant]]:
         """The (dataset, variant) pairs of the matrix: the rows of the published tables, in suite order."""
@@ -282,6 +301,7 @@ def parse_suite(raw: Mapping[str, Any], *, source: str = "<dict>") -> Suite:
         seeds=_parse_seeds(raw["seeds"], source),
         source=source,
         weights=_parse_weights(raw.get("weights") or {}, source),
+        resources=parse_resources(raw.get("resources"), f"suite {source} resources"),
     )
     _check_restrictions(suite)
     _check_references(suite)
@@ -381,7 +401,8 @@ def _parse_dataset(item: Any, source: str) -> DatasetEntry:
     splits = _parse_splits(item["splits"], f"suite {source} dataset {name!r}") if "splits" in item else None
     strategies = _name_list(item["strategies"], f"suite {source} dataset {name!r} strategies") \
         if "strategies" in item else None
-    return DatasetEntry(name, splits, dict(item.get("options") or {}), strategies)
+    resources = parse_resources(item.get("resources"), f"suite {source} dataset {name!r} resources")
+    return DatasetEntry(name, splits, dict(item.get("options") or {}), strategies, resources)
 
 
 def _name_list(value: Any, owner: str) -> tuple[str, ...]:

@@ -110,3 +110,23 @@ def tiny_registered():
     yield {"segmentation": "tiny_segmentation", "scene": "tiny_scene"}
     for name in ("tiny_segmentation", "tiny_scene"):
         DATASETS.module_dict.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A single-node Slurm cluster on loopback (see ``slurm_cluster.py``), with ``$SLURM_CONF`` pointing at it for the
+    session; skips, saying why, where one cannot run (not Linux, not root, no Slurm/munge packages, no submitit)."""
+    from slurm_cluster import SlurmCluster, slurm_unavailable_reason
+
+    reason = slurm_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SLURM_CONF", str(cluster.conf))
+    try:
+        yield cluster
+    finally:
+        patch.undo()
+        cluster.stop()

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from hsbench.cli.executor_options import add_executor_options, executor_settings
 from hsbench.cli.report import add_storage_options, report_dir, write_report_for
 from hsbench.errors import ConfigError
 
@@ -47,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="every run writes TensorBoard curves to <run folder>/tensorboard/ (as hsbench run "
                             "--tensorboard)")
     add_storage_options(bench)
+    add_executor_options(bench, jobs="each cell as one job")
+
+
 def _print_suites() -> None:
     from hsbench.suite import load_suite, shipped_suites
 
@@ -101,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                              workers=args.workers, stale_after_s=args.claim_timeout, heartbeat_s=args.heartbeat,
                              progress=not args.no_progress, weights_dir=args.weights_dir,
                              save_model=not args.no_save_model,
-                             tensorboard=args.tensorboard)
+                             tensorboard=args.tensorboard, executor=executor_settings(args))
     summary = run_benchmark(suite, config)
     print(f"suite {suite.name}: {summary.states['done']} of {summary.total} cells done, "
           f"{summary.states['failed']} failed, {summary.wall_s:.0f} s", file=sys.stderr)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hsbench.cli.executor_options import add_executor_options, executor_settings
 from hsbench.errors import ConfigError
 from hsbench.names import inside
 
@@ -55,6 +56,7 @@ def add_parser(subparsers: Any) -> None:
                         "worker is taken for dead and the trial is failed (default 10)")
     p.add_argument("--reports", type=Path, default=Path("reports"),
                    help="sweep plots go to <reports>/sweeps/<study>/ (default ./reports)")
+    add_executor_options(p, jobs="each of the --workers sweep workers as one job")
 
 
 def _worker_setup(verbose: bool, data_root: Path | None) -> None:
@@ -147,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if args.refit_best:
         return _refit(args, config)
     plots_dir = inside(args.reports, args.reports / "sweeps" / config.study, "sweep plots folder")  # before any trial
-    summary = run_sweep(config, workers=args.workers)
+    summary = run_sweep(config, workers=args.workers, executor=executor_settings(args))
     study = open_study(replace(config, definition=None))
     plots = write_sweep_plots(study, plots_dir)
     _print_summary(summary, config, plots)

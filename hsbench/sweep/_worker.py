@@ -27,6 +27,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # the thread Study.
 from optuna.trial import TrialState
 
 from hsbench.errors import ConfigError, HsbenchError
+from hsbench.executors.base import ExecutorSettings
 from hsbench.provenance import resolve_device
 from hsbench.runner import Runner
 from hsbench.sweep._objective import make_objective
@@ -137,8 +138,8 @@ def run_worker(config: SweepConfig, worker: int = 0) -> WorkerReport:
     return report
 
 
-def _worker_process(config: SweepConfig, worker: int, threads: int) -> None:
-    """Entry point of a spawned worker: it starts with nothing registered and no logging configured."""
+def worker_process(config: SweepConfig, worker: int, threads: int) -> None:
+    """Entry point of a spawned worker or cluster job: it starts with nothing registered and no logging configured."""
     torch.set_num_threads(threads)
     if config.setup is not None:
         config.setup()
@@ -149,11 +150,12 @@ def _worker_process(config: SweepConfig, worker: int, threads: int) -> None:
         sys.exit(2)
 
 
-def run_sweep(config: SweepConfig, *, workers: int = 1) -> SweepSummary:
+def run_sweep(config: SweepConfig, *, workers: int = 1, executor: ExecutorSettings | None = None) -> SweepSummary:
     """Create or resume the study, run ``workers`` worker processes on it, and summarise it.
 
     With one worker the trials run in this process. With more, each worker is a fresh (spawned) process with
-    an equal share of the CPU threads; ``config.setup`` registers in it whatever this process registered.
+    an equal share of the CPU threads; ``config.setup`` registers in it whatever this process registered. With a
+    remote ``executor`` (Slurm, Ray), each worker is a cluster job (:mod:`hsbench.executors.trials`).
 
     Raises:
         ConfigError: bad settings. A worker process that fails is listed in the summary's ``failed_workers``.
@@ -165,12 +167,17 @@ def run_sweep(config: SweepConfig, *, workers: int = 1) -> SweepSummary:
                           "a PostgreSQL URL as --storage")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(config)  # create it (and record its definition) once, before workers race to
+    if executor is not None and executor.remote:
+        from hsbench.executors.trials import place_sweep_workers
+
+        given_up = place_sweep_workers(config, workers, executor)
+        return dataclasses.replace(summarize(study), failed_workers=tuple(given_up))
     if workers == 1:
         run_worker(config)
         return summarize(study)
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")  # fork would copy this process's threads and locks
-    processes = [context.Process(target=_worker_process, args=(config, index, threads), name=f"sweep-worker-{index}")
+    processes = [context.Process(target=worker_process, args=(config, index, threads), name=f"sweep-worker-{index}")
                  for index in range(workers)]
     for process in processes:
         process.start()
