@@ -72,7 +72,9 @@ def _print_matrix(args: argparse.Namespace, suite) -> None:
     print(f"  done {states['done']}, failed {states['failed']}, running {states['running']}, "
           f"not started {len(cells) - states['done'] - states['failed'] - states['running']}")
     for entry in suite.datasets:
-        print(f"  {entry.name} (splits: {', '.join(suite.splits_of(entry))})")
+        resources = suite.resources.merged(entry.resources)
+        where = "" if resources == type(resources)() else f"; resources per cell: {resources.describe()}"
+        print(f"  {entry.name} (splits: {', '.join(suite.splits_of(entry))}{where})")
         for variant in suite.variants_of(entry):
             print(f"    {variant.label}: {variant.strategy} {variant.options}")
     used = suite.weights_used()
