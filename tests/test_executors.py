@@ -156,3 +156,31 @@ def test_dry_run_shows_each_dataset_s_resources(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "synthetic_drive (splits: fraction=0.5; resources per cell: cpus=2 gpus=1 time=30)" in out
     assert "synthetic_hyko (splits: fraction=0.5; resources per cell: cpus=2 time=30)" in out
+
+
+def test_a_job_that_does_not_see_the_submitter_s_folder_stops_with_one_line(tmp_path, monkeypatch) -> None:
+    from hsbench.errors import HsbenchError
+    from hsbench.executors.base import SubmitterView
+
+    monkeypatch.setenv("HSBENCH_HOME", str(tmp_path / "zoo_home"))
+    view = SubmitterView.write(tmp_path / "jobs")
+    monkeypatch.setenv("HSBENCH_HOME", "/elsewhere")
+    view.enter()  # a node that shares the folder: takes over the submitter's environment
+    import os
+
+    assert os.environ["HSBENCH_HOME"] == str(tmp_path / "zoo_home")
+    view.probe.write_text("another token")  # what a node with its own, unshared folder of that name would see
+    with pytest.raises(HsbenchError, match=r"does not see .*jobs as the submitting machine does.*shared"):
+        view.enter()
+
+
+def test_jobs_get_absolute_paths_whatever_their_working_directory(tmp_path, monkeypatch) -> None:
+    from hsbench.benchmark import BenchmarkConfig
+    from hsbench.executors.cells import with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    config = with_absolute_paths(BenchmarkConfig(results_dir=Path("results"), db="runs.db", data_root=Path("data")))
+    assert config.results_dir == tmp_path / "results" and config.db == str(tmp_path / "runs.db")
+    assert config.data_root == tmp_path / "data" and config.weights_dir is None
+    url = "postgresql://user@host/db"
+    assert with_absolute_paths(BenchmarkConfig(db=url)).db == url

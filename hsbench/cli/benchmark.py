@@ -117,4 +117,4 @@ def run(args: argparse.Namespace) -> int:
         write_report_for(args, suite)
     elif not args.no_report:
         print(f"suite {suite.name}: no cell completed, so no report was written", file=sys.stderr)
-    return 0 if summary.states["failed"] == 0 else 1
+    return 1 if summary.errors else 0  # failed cells, or jobs a cluster executor gave up on

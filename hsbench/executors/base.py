@@ -8,6 +8,9 @@ taken over by the next job (at once on the same host, after the stale timeout el
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +18,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hsbench.config_files import require_choice
-from hsbench.errors import ConfigError
+from hsbench.errors import ConfigError, HsbenchError
 from hsbench.executors.resources import Resources
 
-__all__ = ["Executor", "ExecutorSettings", "JobEnd", "EXECUTORS", "register_executor", "open_executor"]
+__all__ = ["Executor", "ExecutorSettings", "JobEnd", "EXECUTORS", "SubmitterView", "register_executor", "open_executor",
+           "absolute_path", "absolute_location"]
+
+SHARED_ENV = ("HSBENCH_HOME", "HSBENCH_DATA")
+"""Environment a job takes over from the submitting process: where the zoo, caches and prepared data live."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,53 @@ class JobEnd:
 
     ok: bool
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitterView:
+    """What the submitting process sees, so that a job on another node can check it sees the same.
+
+    A probe file with a fresh token goes into the (shared) jobs folder; a job that cannot read that token does not
+    share the results folder with the submitter, and stops with one line instead of writing results nobody reads.
+    The job also takes over :data:`SHARED_ENV`, so it uses the same zoo and data roots.
+    """
+
+    probe: Path
+    token: str
+    env: dict[str, str]
+
+    @classmethod
+    def write(cls, folder: Path) -> SubmitterView:
+        folder = absolute_path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        probe = folder / "storage_probe.txt"
+        probe.write_text(token)
+        return cls(probe, token, {key: os.environ[key] for key in SHARED_ENV if os.environ.get(key)})
+
+    def enter(self) -> None:
+        """Called first in every job: take over the environment, then check the shared folder."""
+        os.environ.update(self.env)
+        try:
+            seen = self.probe.read_text()
+        except OSError:
+            seen = None
+        if seen != self.token:
+            raise HsbenchError(f"this job's node ({socket.gethostname()}) does not see {self.probe.parent} as the "
+                               "submitting machine does: put the results folder, $HSBENCH_HOME and the data root on "
+                               "storage shared by every node (docs/scaling.md)")
+
+
+def absolute_path(path: Path | str) -> Path:
+    """``path`` made absolute against this process's working directory (a job may start in another one)."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def absolute_location(location: str | Path | None) -> str | None:
+    """A database URL, journal or SQLite path as a job must see it: URLs unchanged, file paths made absolute."""
+    if location is None or "://" in str(location):
+        return None if location is None else str(location)
+    return str(absolute_path(location))
 
 
 class Executor(ABC):

@@ -37,14 +37,15 @@ def run_jobs(executor: Executor, groups: list[JobGroup], *, max_requeues: int, p
     Ctrl-C (or any error here) cancels the jobs still queued or running before it propagates.
     """
     pending: dict[Hashable, tuple[JobGroup, Callable[[], Any], int]] = {}
-    for group in groups:
-        if group.calls:
-            log.info("submitting %d job(s) for %s (%s)", len(group.calls), group.label, group.resources.describe())
-            for handle, call in zip(executor.submit(group.calls, group.resources, group.label), group.calls,
-                                    strict=True):
-                pending[handle] = (group, call, 0)
     given_up: list[str] = []
-    try:
+    try:  # a refused later group cancels the groups already submitted
+        for group in groups:
+            if group.calls:
+                log.info("submitting %d job(s) for %s (%s)", len(group.calls), group.label,
+                         group.resources.describe())
+                for handle, call in zip(executor.submit(group.calls, group.resources, group.label), group.calls,
+                                        strict=True):
+                    pending[handle] = (group, call, 0)
         while pending:
             for handle, end in executor.poll(list(pending)).items():
                 group, call, requeues = pending.pop(handle)

@@ -8,10 +8,11 @@ trials; the placement loop resubmits the killed job itself up to ``max_requeues`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from hsbench.errors import ConfigError
-from hsbench.executors.base import ExecutorSettings, open_executor
+from hsbench.executors.base import ExecutorSettings, SubmitterView, absolute_location, absolute_path, open_executor
 from hsbench.executors.pool import JobGroup, run_jobs
 
 __all__ = ["SweepJob", "place_sweep_workers"]
@@ -24,10 +25,12 @@ class SweepJob:
     config: object  # hsbench.sweep.SweepConfig
     worker: int
     threads: int
+    view: SubmitterView
 
     def __call__(self) -> None:
         from hsbench.sweep._worker import worker_process
 
+        self.view.enter()
         worker_process(self.config, self.worker, self.threads)
 
 
@@ -39,8 +42,13 @@ def place_sweep_workers(config, workers: int, settings: ExecutorSettings) -> lis
     if not kind.parallel:
         raise ConfigError(f"--executor {settings.name} runs workers in other processes, and {config.storage} cannot "
                           "be shared: use a journal file on shared storage or a PostgreSQL URL as --storage")
+    config = dataclasses.replace(config, storage=absolute_location(config.storage), db=absolute_location(config.db),
+                                 results_dir=absolute_path(config.results_dir),
+                                 data_root=None if config.data_root is None else absolute_path(config.data_root))
     resources = settings.resources
-    jobs = tuple(SweepJob(config, index, resources.cpus or 1) for index in range(workers))
-    with open_executor(settings, config.trials_dir / "jobs") as executor:
+    jobs_dir = config.trials_dir / "jobs"
+    view = SubmitterView.write(jobs_dir)
+    jobs = tuple(SweepJob(config, index, resources.cpus or 1, view) for index in range(workers))
+    with open_executor(settings, jobs_dir) as executor:
         return run_jobs(executor, [JobGroup(jobs, resources, f"sweep {config.study}")],
                         max_requeues=settings.max_requeues)
