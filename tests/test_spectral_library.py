@@ -272,3 +272,12 @@ def test_cross_domain_runs_with_the_earthlib_source(tmp_path, home) -> None:
     assert outcome.status == "completed", outcome.error
     facts = json.loads((outcome.run_dir / "facts.json").read_text())
     assert facts["fm_source"].startswith(str(home / "zoo"))
+
+
+def test_an_unknown_pretraining_source_names_the_library_too(capsys) -> None:
+    from hsbench.cli import main
+
+    assert main(["pretrain", "spectral_fm", "--source", "earthlb"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown pretraining source 'earthlb' (did you mean 'earthlib'?)" in err[0]
+    assert "synthetic_aerial" in err[0]

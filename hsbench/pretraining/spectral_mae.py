@@ -36,12 +36,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from hsbench.errors import ConfigError, DataError
+from hsbench.config_files import did_you_mean
+from hsbench.errors import ConfigError, DataError, UnknownNameError
 from hsbench.models.spectral_fm import Block, SpectralFM, SpectralFMConfig, make_div_term, wavelength_encoding
 from hsbench.models.spectral_fm_import import MODEL_CONFIG_KEY
 from hsbench.pretraining.sensor_sim import SensorSimConfig, simulate_batch
 from hsbench.pretraining.spectral_library import LIBRARY_SOURCES, SpectralLibrary, load_earthlib
-from hsbench.registry import DATASETS, lookup
+from hsbench.registry import DATASETS, lookup, names
 from hsbench.strategy import readable_mask
 from hsbench.zoo import Artifact, Zoo
 
@@ -330,6 +331,10 @@ def pretrained_spectral_fm(
     logger = logger or log
     if recipe.source in LIBRARY_SOURCES:
         return _pretrained_on_library(zoo, recipe, device=device, progress=progress, logger=logger)
+    if recipe.source not in names(DATASETS):
+        valid = [*names(DATASETS), *LIBRARY_SOURCES]
+        raise UnknownNameError(f"unknown pretraining source {recipe.source!r}{did_you_mean(recipe.source, valid)}: a "
+                               f"registered dataset or a spectral library; valid: {', '.join(valid)}")
     source = lookup(DATASETS, recipe.source).open(data_root=data_root, **dict(recipe.source_options))
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
