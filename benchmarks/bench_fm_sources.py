@@ -82,7 +82,8 @@ def head_scores(runner: Runner, dataset: str, split: str, seed: int) -> dict[str
     scores = {}
     for name, (strategy, options) in specs.items():
         outcome = runner.run(RunSpec(dataset, strategy, split, seed, options))
-        scores[name] = outcome.test_metrics.get("miou", float("nan")) if outcome.status == "completed" else np.nan
+        done = outcome.status in ("completed", "skipped")  # skipped: finished by an earlier invocation, reused
+        scores[name] = outcome.test_metrics.get("miou", float("nan")) if done else np.nan
         print(f"head {dataset} {split} seed {seed} {name}: {outcome.status} "
               f"{100 * scores[name]:.2f}", flush=True)
     return scores
