@@ -20,6 +20,10 @@ SMALL_OPTIONS = {
     "unet": {"base_channels": 8},
     "runet": {"base_channels": 8},
     "deeplabv3plus": {"width_mult": 0.5, "aspp_channels": 32},
+    # patch classifiers run their network once per pixel: the smallest window each accepts
+    "cnn3d": {"patch_size": 3},
+    "hybridsn": {"patch_size": 9},
+    "ssrn": {"patch_size": 3},
 }
 
 
@@ -65,6 +69,8 @@ def test_search_space_options_build(name: str) -> None:
         options["base_channels"] = 8  # keep the forward cheap; the other options are what is under test
     if "width_mult" in options:
         options["aspp_channels"] = 32
+    if "patch_size" in options:
+        options["patch_size"] = small_options(name).get("patch_size", 1)
     model = cls(3, 2, **options).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 35, 35)).shape == (1, 2, 35, 35)
