@@ -184,3 +184,15 @@ def test_jobs_get_absolute_paths_whatever_their_working_directory(tmp_path, monk
     assert config.data_root == tmp_path / "data" and config.weights_dir is None
     url = "postgresql://user@host/db"
     assert with_absolute_paths(BenchmarkConfig(db=url)).db == url
+
+
+def test_slurm_warning_signal_comes_after_python_started_even_for_short_limits(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("submitit")
+    from hsbench.executors import slurm
+
+    monkeypatch.setattr(slurm.shutil, "which", lambda command: f"/usr/bin/{command}")
+    executor = slurm.SlurmExecutor(ExecutorSettings("slurm"), tmp_path)
+    # Slurm may send the signal up to 60 s before `time - signal_delay_s`: it must not fall at the job's start
+    for minutes, delay in ((2, 30), (5, 75), (60, 90), (None, 90)):
+        params = executor._parameters(Resources(time=None if minutes is None else str(minutes)), 1)
+        assert params["signal_delay_s"] == delay and params["time"] * 60 - delay - 60 >= 30

@@ -27,7 +27,9 @@ def _sleep(seconds: float) -> str:
 
 def _executor(cluster, folder) -> submitit.SlurmExecutor:
     executor = submitit.SlurmExecutor(folder=folder)
-    executor.update_parameters(partition=cluster.partition, cpus_per_task=1, mem="200M", time=2)
+    # time=5: with submitit's 90 s warning signal, which Slurm may send up to 60 s early, a 2-minute limit gets
+    # USR2 at once and the job dies before Python can handle it
+    executor.update_parameters(partition=cluster.partition, cpus_per_task=1, mem="200M", time=5)
     return executor
 
 

@@ -83,10 +83,14 @@ class SlurmExecutor(Executor):
         self._missing_since: dict[str, float] = {}
 
     def _parameters(self, resources: Resources, jobs: int) -> dict[str, Any]:
+        minutes = resources.time_minutes or DEFAULT_TIME_MIN
         params: dict[str, Any] = {
             "job_name": self._job_name,
             "cpus_per_task": resources.cpus or 1,
-            "time": resources.time_minutes or DEFAULT_TIME_MIN,
+            "time": minutes,
+            # The warning signal (USR2) before the time limit; Slurm may send it up to 60 s early, so with short
+            # limits submitit's 90 s default would arrive before Python installs its handler and kill the job.
+            "signal_delay_s": min(90, 60 * minutes // 4),
             "array_parallelism": min(jobs, self._settings.max_parallel or jobs),
         }
         optional = {"gpus_per_node": resources.gpus or None, "partition": resources.partition,
