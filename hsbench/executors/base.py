@@ -8,6 +8,7 @@ taken over by the next job (at once on the same host, after the stale timeout el
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import uuid
@@ -22,7 +23,7 @@ from hsbench.errors import ConfigError, HsbenchError
 from hsbench.executors.resources import Resources
 
 __all__ = ["Executor", "ExecutorSettings", "JobEnd", "EXECUTORS", "SubmitterView", "register_executor", "open_executor",
-           "absolute_path", "absolute_location"]
+           "absolute_path", "absolute_location", "import_engine"]
 
 SHARED_ENV = ("HSBENCH_HOME", "HSBENCH_DATA")
 """Environment a job takes over from the submitting process: where the zoo, caches and prepared data live."""
@@ -102,6 +103,14 @@ class SubmitterView:
             raise HsbenchError(f"this job's node ({socket.gethostname()}) does not see {self.probe.parent} as the "
                                "submitting machine does: put the results folder, $HSBENCH_HOME and the data root on "
                                "storage shared by every node (docs/scaling.md)")
+
+
+def import_engine(module: str, executor: str) -> Any:
+    """The engine's package, or a one-line error saying which extra installs it (engines are optional)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"--executor {executor} needs {module}: pip install 'hsbench[{executor}]'") from exc
 
 
 def absolute_path(path: Path | str) -> Path:

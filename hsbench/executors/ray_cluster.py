@@ -14,8 +14,7 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hsbench.errors import ConfigError
-from hsbench.executors.base import Executor, ExecutorSettings, JobEnd, register_executor
+from hsbench.executors.base import Executor, ExecutorSettings, JobEnd, import_engine, register_executor
 from hsbench.executors.resources import Resources
 
 __all__ = ["RayExecutor"]
@@ -23,14 +22,6 @@ __all__ = ["RayExecutor"]
 log = logging.getLogger("hsbench")
 
 _SLURM_ONLY = ("partition", "account")
-
-
-def _require_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError("--executor ray needs Ray: pip install 'hsbench[ray]'") from exc
-    return ray
 
 
 def _run(call: Callable[[], Any]) -> Any:
@@ -45,7 +36,7 @@ class RayExecutor(Executor):
     install_hint = "pip install 'hsbench[ray]'"
 
     def __init__(self, settings: ExecutorSettings, jobs_dir: Path) -> None:
-        self._ray = _require_ray()
+        self._ray = import_engine("ray", "ray")
         self._started_here = not self._ray.is_initialized()
         if self._started_here:
             from hsbench.benchmark import usable_cpus

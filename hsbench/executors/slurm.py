@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hsbench.errors import ConfigError, HsbenchError
-from hsbench.executors.base import Executor, ExecutorSettings, JobEnd, register_executor
+from hsbench.executors.base import Executor, ExecutorSettings, JobEnd, import_engine, register_executor
 from hsbench.executors.resources import Resources
 
 __all__ = ["SlurmExecutor", "DEFAULT_TIME_MIN"]
@@ -38,14 +38,6 @@ DEFAULT_TIME_MIN = 24 * 60
 """Wall-time limit of a job when neither the suite nor ``--time`` sets one (submitit's own default is 5 min)."""
 _GRACE_S = 10.0  # a job missing from squeue without a result file is declared dead after this long
 _SLURM_COMMANDS = ("sbatch", "squeue", "scancel")
-
-
-def _require_submitit() -> Any:
-    try:
-        import submitit
-    except ImportError as exc:
-        raise ConfigError("--executor slurm needs submitit: pip install 'hsbench[slurm]'") from exc
-    return submitit
 
 
 def _checkpointable(call: Callable[[], Any]) -> Any:
@@ -70,7 +62,7 @@ class SlurmExecutor(Executor):
     install_hint = "pip install 'hsbench[slurm]'"
 
     def __init__(self, settings: ExecutorSettings, jobs_dir: Path) -> None:
-        self._submitit = _require_submitit()
+        self._submitit = import_engine("submitit", "slurm")
         missing = [c for c in _SLURM_COMMANDS if shutil.which(c) is None]
         if missing:
             raise ConfigError(f"--executor slurm: {', '.join(missing)} not found on PATH; run hsbench on a Slurm "
