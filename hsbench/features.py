@@ -198,20 +198,25 @@ class FrozenFeatures:
         transform: ``standardize`` (default) or ``raw``: the features unchanged.
         as_cached: round computed features to :data:`STORED_DTYPE` as the cache does, so that features do not
             depend on whether a cube was in the cache.
+        memo_bytes: computed features kept in memory, by cube digest, up to this many bytes. A cube outside the
+            cache is typically a scene's val view (its test pixels hidden), evaluated after every epoch: without
+            the memo its features were recomputed each time (15-20 s per epoch on a 100 x 100 scene on 2 CPUs).
     """
 
     def __init__(
         self, model: torch.nn.Module, wavelengths_nm: tuple[float, ...], *, cache: FeatureCache | None = None,
         batch_pixels: int = 8192, device: torch.device | None = None, transform: str = "standardize",
-        as_cached: bool = False,
+        as_cached: bool = False, memo_bytes: int = 2**30,
     ) -> None:
         self.model, self.cache, self.as_cached = model, cache, as_cached
+        self._memo: dict[str, np.ndarray] = {}
+        self._memo_budget = memo_bytes
         self.wavelengths_nm = np.asarray(wavelengths_nm, dtype=np.float32)
         self.batch_pixels, self.device = batch_pixels, device
         self.standardize = PixelTransform(transform)
         """The fitted feature transform: ``standardize``, or ``raw`` (identity, as the 2026 study feeds them)."""
         self.computed = 0
-        """Cubes computed here rather than read from the cache."""
+        """Cubes computed here rather than read from the cache or the memo."""
 
     def extract(self, cube: np.ndarray) -> np.ndarray:
         """Raw features ``(D, H, W)`` computed now."""
@@ -224,8 +229,16 @@ class FrozenFeatures:
         found = self.cache.lookup(cube) if self.cache is not None else None
         if found is not None:
             return found
+        digest = array_digest(np.asarray(cube))
+        if digest in self._memo:
+            return self._memo[digest].copy()  # callers may scale in place
         computed = self.extract(cube)
-        return computed.astype(STORED_DTYPE).astype(np.float32) if self.as_cached else computed
+        computed = computed.astype(STORED_DTYPE).astype(np.float32) if self.as_cached else computed
+        if computed.nbytes <= self._memo_budget:
+            self._memo[digest] = computed
+            self._memo_budget -= computed.nbytes
+            return computed.copy()
+        return computed
 
     def fit(self, pixel_features: np.ndarray) -> FrozenFeatures:
         """Fit the standardisation on ``(N, D)`` features of training pixels."""

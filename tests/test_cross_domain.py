@@ -182,3 +182,29 @@ def test_cli_run_on_synthetic_drive_end_to_end(tmp_path, home, capsys) -> None:
     facts = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs").glob("*/facts.json")]
     assert sorted(f["feature_cache_hit"] for f in facts) == [False, True]
     assert {f["fm_source"] for f in facts} == {str(next((home / "zoo").iterdir()))}
+
+
+def test_a_cube_outside_the_cache_is_computed_once_and_gives_the_same_features() -> None:
+    """A scene's val view (test pixels hidden) is not in the cache; it is evaluated after every epoch, so its
+    features are kept in memory: computed once, identical each time, and never changed by a caller."""
+    import numpy as np
+    import torch
+
+    from hsbench.features import FrozenFeatures
+    from hsbench.models.spectral_fm import SpectralFM, SpectralFMConfig
+
+    torch.manual_seed(0)
+    model = SpectralFM(SpectralFMConfig(dim=16, depth=1, heads=2)).eval()
+    features = FrozenFeatures(model, tuple(np.linspace(400, 900, 12)), as_cached=True)
+    cube = np.random.default_rng(0).random((12, 6, 5), dtype=np.float32)
+    first = features.raw(cube)
+    first += 1.0  # a caller scaling in place must not change what the next call gets
+    again = features.raw(cube)
+    np.testing.assert_array_equal(again, first - 1.0)
+    assert features.computed == 1
+    other = features.raw(cube[:, :3])  # another cube: computed, not mixed up with the first
+    assert features.computed == 2 and other.shape == (16, 3, 5)
+    no_memo = FrozenFeatures(model, tuple(np.linspace(400, 900, 12)), as_cached=True, memo_bytes=0)
+    np.testing.assert_array_equal(no_memo.raw(cube), again)
+    no_memo.raw(cube)
+    assert no_memo.computed == 2
