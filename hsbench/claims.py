@@ -285,13 +285,26 @@ class CellClaims:
     def progress(self, suite: str, cell_ids: set[str], since: float) -> tuple[int, int]:
         """``(finished, failed)`` among ``cell_ids``: done at any time, or failed at or after ``since``."""
         c = cells_table.c
-        done = failed = 0
+        finished = failed = 0
         rows = self._read(select(c.cell_id, c.state, c.finished_at).where(c.suite == suite))
         for cell_id, state, finished_at in rows:
-            if cell_id in cell_ids:
-                done += state == "done"
-                failed += state == "failed" and finished_at is not None and finished_at >= since
-        return done + failed, failed
+            if cell_id in cell_ids and _finished(state, finished_at, since):
+                finished += 1
+                failed += state == "failed"
+        return finished, failed
+
+    def unfinished(self, suite: str, cell_ids: Iterable[str], since: float) -> set[str]:
+        """Those of ``cell_ids`` not finished in the sense of :meth:`progress` (a cell not registered counts)."""
+        c = cells_table.c
+        rows = self._read(select(c.cell_id, c.state, c.finished_at).where(c.suite == suite))
+        finished = {cell_id for cell_id, state, finished_at in rows if _finished(state, finished_at, since)}
+        return set(cell_ids) - finished
+
+    def held_by_live_workers(self, suite: str, cell_ids: Iterable[str], *, stale_after_s: float) -> set[str]:
+        """Those of ``cell_ids`` running under a claim that no worker of this host could take over now."""
+        ids, me, now = set(cell_ids), WorkerId.current(), time.time()
+        rows = self._rows((cells_table.c.suite == suite) & (cells_table.c.state == "running"))
+        return {r.cell_id for r in rows if r.cell_id in ids and not self._abandoned(r, me, now - stale_after_s)}
 
     def count_states(self, suite: str, cell_ids: Iterable[str] | None = None) -> dict[str, int]:
         """How many of the suite's cells (optionally only ``cell_ids``) are in each state."""
@@ -312,6 +325,11 @@ class CellClaims:
                 return list(result.mappings().all() if mappings else result.all())
 
         return retry_transient(read, "reading benchmark cells")
+
+
+def _finished(state: str, finished_at: float | None, since: float) -> bool:
+    """Done at any time, or failed during this invocation (an earlier failure is retried)."""
+    return state == "done" or (state == "failed" and finished_at is not None and finished_at >= since)
 
 
 def _cell_row(cell: Cell) -> dict[str, Any]:

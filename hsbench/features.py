@@ -108,10 +108,10 @@ class FeatureCache:
                 return {}
         return self._index_hashes
 
-    def lookup(self, cube: np.ndarray) -> np.ndarray | None:
+    def lookup(self, cube: np.ndarray, *, digest: str | None = None) -> np.ndarray | None:
         """Stored, verified features ``(D, H, W)`` float32 of this exact cube, or ``None`` (a bad file is moved
-        aside, so the caller computes the features instead)."""
-        path = self._path(array_digest(np.asarray(cube)))
+        aside, so the caller computes the features instead). ``digest``: the cube's, when the caller has it."""
+        path = self._path(digest or array_digest(np.asarray(cube)))
         expected = self._hashes().get(path.name)
         if expected is None or not path.is_file():
             return None
@@ -226,10 +226,10 @@ class FrozenFeatures:
     def raw(self, cube: np.ndarray) -> np.ndarray:
         """Raw features, from the cache when possible; computed ones rounded as the cache stores them when
         ``as_cached`` (then a cube outside the cache, or a restored model without one, gets the cache's values)."""
-        found = self.cache.lookup(cube) if self.cache is not None else None
+        digest = array_digest(np.asarray(cube))  # once: names both the cache file and the memo entry
+        found = self.cache.lookup(cube, digest=digest) if self.cache is not None else None
         if found is not None:
             return found
-        digest = array_digest(np.asarray(cube))
         if digest in self._memo:
             return self._memo[digest].copy()  # callers may scale in place
         computed = self.extract(cube)

@@ -45,14 +45,8 @@ class CellJob:
 
 def unfinished(claims: CellClaims, suite: str, cells: list[Cell], since: float) -> list[Cell]:
     """The cells not yet done, and not failed during this invocation (those wait for the next one)."""
-    rows = {r["cell_id"]: r for r in claims.cells(suite)}
-
-    def finished(cell: Cell) -> bool:
-        row = rows.get(cell.cell_id)
-        return row is not None and (row["state"] == "done" or (
-            row["state"] == "failed" and (row["finished_at"] or 0.0) >= since))
-
-    return [c for c in cells if not finished(c)]
+    left = claims.unfinished(suite, (c.cell_id for c in cells), since)
+    return [c for c in cells if c.cell_id in left]
 
 
 def place_cells(suite: Suite, cells: list[Cell], config, *, since: float,
@@ -66,6 +60,8 @@ def place_cells(suite: Suite, cells: list[Cell], config, *, since: float,
     settings = config.executor
     config = with_absolute_paths(config)
     claims = CellClaims(ResultsStore(config.database).engine)
+    if not unfinished(claims, suite.name, cells, since):
+        return []  # nothing to place: no jobs folder, no engine started
     jobs_dir = config.results_dir / "jobs" / suite.name / time.strftime("%Y%m%d-%H%M%S", time.localtime(since))
     view = SubmitterView.write(jobs_dir)
     given_up: list[str] = []
@@ -99,14 +95,9 @@ def _groups(suite: Suite, todo: list[Cell], config, since: float, view: Submitte
 
 def _wait_for_holders(claims: CellClaims, suite: str, todo: list[Cell], stale_after_s: float,
                       on_poll: Callable[[], None] | None, poll_s: float = 5.0) -> None:
-    """Until none of ``todo`` is held by a worker with a fresh heartbeat (finished, or gone silent past the timeout)."""
+    """Until no cell of ``todo`` is held by a live worker (it finished, or its claim can be taken over)."""
     ids = {c.cell_id for c in todo}
-    while True:
-        now = time.time()
-        held = [r for r in claims.cells(suite) if r["cell_id"] in ids and r["state"] == "running"
-                and (r["heartbeat_at"] or 0.0) >= now - stale_after_s]
-        if not held:
-            return
+    while claims.held_by_live_workers(suite, ids, stale_after_s=stale_after_s):
         if on_poll is not None:
             on_poll()
         time.sleep(poll_s)
