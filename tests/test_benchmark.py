@@ -299,3 +299,20 @@ def test_an_environment_fault_in_a_worker_process_is_one_line(tmp_path, plugins,
     assert re.search(r"\[worker \d\] ERROR metrics\.json: no space left on the device \(ENOSPC\)", err)
     assert "Process hsbench-worker" not in err and "OSError" not in err  # multiprocessing's traceback header
     assert summary.states["done"] == 0 and summary.states["running"] == 0
+
+
+def test_held_by_live_workers_follows_the_takeover_rule(tmp_path, tiny_registered) -> None:
+    """After every cluster job ended, placement waits only for cells nobody here could take over yet."""
+    suite = _numbered_suite([0, 1, 2])
+    claims = _claims(tmp_path)
+    claims.register(suite.cells())
+    dead_here, live_elsewhere, stale_elsewhere = (c.cell_id for c in suite.cells())
+    now, host = time.time(), WorkerId.current().host
+    holders = {dead_here: (host, _dead_pid(), now), live_elsewhere: ("other-node", 1, now),
+               stale_elsewhere: ("other-node", 1, now - 120)}
+    with claims.engine.begin() as conn:
+        for cell_id, (holder_host, pid, beat) in holders.items():
+            conn.execute(cells_table.update().where(cells_table.c.cell_id == cell_id).values(
+                state="running", worker=f"{holder_host}:{pid}", host=holder_host, pid=pid, heartbeat_at=beat))
+    assert claims.held_by_live_workers("n", holders, stale_after_s=60) == {live_elsewhere}
+    assert claims.unfinished("n", holders, since=now) == set(holders)
