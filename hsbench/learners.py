@@ -6,7 +6,7 @@ features). Two families: dense networks from ``MODELS`` trained by the engine, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,6 +58,12 @@ class Learner:
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         return {}
+
+    @classmethod
+    def spatial_context(cls, cfg: Mapping[str, Any]) -> int:
+        """How far (pixels) beyond a labelled pixel its prediction reads: a disjoint split's guard band must be
+        at least this wide (:meth:`hsbench.strategy.Strategy.spatial_context`)."""
+        raise NotImplementedError
 
 
 class TransformedView(torch.utils.data.Dataset):
@@ -219,6 +225,11 @@ def training_loss(cfg: dict[str, Any], train: SplitView, card: DatasetCard) -> L
 class DenseNetworkLearner(Learner):
     """A segmentation network from ``MODELS`` trained by the engine with model selection on val mIoU."""
 
+    @classmethod
+    def spatial_context(cls, cfg: Mapping[str, Any]) -> int:
+        """Half the training crop (32 px at 64)."""
+        return crop_context(cfg["crop_size"])
+
     def __init__(self, cfg: dict[str, Any], ctx: RunContext, card: DatasetCard) -> None:
         super().__init__(cfg, ctx, card)
         check_loss_options(cfg)  # a misspelt option fails at construction, not after the data is loaded
@@ -312,6 +323,11 @@ class DenseNetworkLearner(Learner):
 
 class SvmLearner(Learner):
     """RBF SVM on (standardised) pixel spectra; C chosen on val mIoU unless fixed."""
+
+    @classmethod
+    def spatial_context(cls, cfg: Mapping[str, Any]) -> int:
+        """0: one spectrum per pixel."""
+        return 0
 
     def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
         pixels, labels = collect_labelled_pixels(

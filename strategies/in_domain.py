@@ -32,7 +32,6 @@ from hsbench.learners import (
     DenseNetworkLearner,
     Learner,
     SvmLearner,
-    crop_context,
     resolve_crop_size,
 )
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
@@ -185,8 +184,9 @@ class InDomain(Strategy):
 
     @classmethod
     def spatial_context(cls, options: Mapping[str, Any]) -> int:
-        """SVM: 0 (one spectrum per pixel); U-Net / RU-Net / DeepLabV3+: half the training crop (32 px at 64)."""
-        return 0 if options["model"] in PIXEL_CLASSIFIERS else crop_context(options["crop_size"])
+        """The learner's: SVM 0 (one spectrum per pixel); U-Net / RU-Net / DeepLabV3+ half the training crop (32 px
+        at 64)."""
+        return cls._learner_class(options["model"]).spatial_context(options)
 
     def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
         pixels, _ = collect_labelled_pixels(
