@@ -34,8 +34,8 @@ silently skips.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +163,20 @@ class Suite:
             if entry.name == cell.dataset:
                 return self.resources.merged(entry.resources)
         raise ValueError(f"cell {cell.cell_id} (dataset {cell.dataset!r}) is not a cell of suite {self.name}")
+
+    def only_datasets(self, names: Sequence[str]) -> Suite:
+        """The suite restricted to the dataset entries ``names`` (``hsbench benchmark --datasets``), e.g. the scenes a
+        user has prepared; cell ids are unchanged, so cells finished by the whole suite count as finished here.
+
+        Raises:
+            ConfigError: a name is not one of the suite's datasets.
+        """
+        known = [entry.name for entry in self.datasets]
+        for name in names:
+            if name not in known:
+                raise ConfigError(f"suite {self.name} has no dataset {name!r}{did_you_mean(name, known)}; its "
+                                  f"datasets are {', '.join(known)}")
+        return replace(self, datasets=tuple(entry for entry in self.datasets if entry.name in names))
 
     def rows(self) -> list[tuple[DatasetEntry, Variant]]:
         """The (dataset, variant) pairs of the matrix: the rows of the published tables, in suite order."""

@@ -61,6 +61,20 @@ def test_dataset_entries_override_splits_and_add_options(tmp_path, tiny_register
     assert parse_suite(raw).cells()[0].options["svm_max_pixels"] == 100
 
 
+def test_only_datasets_keeps_those_cells_with_their_ids(tiny_registered) -> None:
+    suite = parse_suite(_tiny_suite(datasets=["tiny_segmentation", "tiny_scene"],
+                                    splits=["fraction=0.5"],
+                                    strategies=[{"strategy": "in_domain", "label": "svm", "options": SVM}]))
+    whole = {(c.dataset, c.seed): c.cell_id for c in suite.cells()}
+    only = suite.only_datasets(["tiny_scene"])
+    assert [d.name for d in only.datasets] == ["tiny_scene"]
+    assert {c.dataset for c in only.cells()} == {"tiny_scene"}
+    assert {(c.dataset, c.seed): c.cell_id for c in only.cells()} == {k: v for k, v in whole.items()
+                                                                      if k[0] == "tiny_scene"}
+    with pytest.raises(ConfigError, match="has no dataset 'tiny_scen'.*did you mean 'tiny_scene'"):
+        suite.only_datasets(["tiny_scen"])
+
+
 def test_default_label_comes_from_the_strategy(tiny_registered) -> None:
     raw = _tiny_suite(strategies=[{"strategy": "in_domain", "options": SVM}])
     assert parse_suite(raw).labels == [lookup(STRATEGIES, "in_domain").label({"model": "svm"})]

@@ -28,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--suite", help="a shipped suite name (see --list) or the path of a suite YAML file")
     bench.add_argument("--list", action="store_true", help="list the shipped suites and exit")
     bench.add_argument("--dry-run", action="store_true", help="show the matrix and what is finished; run nothing")
+    bench.add_argument("--datasets", metavar="NAME[,NAME]",
+                       help="run (and report) only these datasets of the suite, e.g. the scenes you have prepared")
     bench.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     bench.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
     bench.add_argument("--data-root", type=Path, help="prepared real datasets (default $HSBENCH_DATA)")
@@ -97,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.suite:
         raise ConfigError("no suite given: pass --suite NAME or a YAML path (see `hsbench benchmark --list`)")
     suite = load_suite(args.suite)
+    if args.datasets:
+        suite = suite.only_datasets([name.strip() for name in args.datasets.split(",") if name.strip()])
     if args.dry_run:
         _print_matrix(args, suite)
         return 0
