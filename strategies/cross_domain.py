@@ -2,8 +2,10 @@
 
 The pipeline of the 2026 cross-domain study: a per-pixel spectral transformer with wavelength positional encoding
 (:class:`hsbench.models.spectral_fm.SpectralFM`), pretrained without labels on a source domain (by default the
-aerial ``synthetic_aerial`` set, through the zoo: pretrained once, then reused; or a user's ``weights`` file, e.g.
-a HyperSL checkpoint), and a head trained on the target's few labels. Two modes:
+aerial ``synthetic_aerial`` set, any registered scene, or a list of datasets whose pixels are pooled with each its
+own wavelengths; through the zoo: pretrained once, then reused; or a user's ``weights`` file, e.g. a HyperSL
+checkpoint), and a head trained on the target's few labels. The target dataset is never a source (its val and test
+pixels would be read; there is no transductive mode here). Two modes:
 
 * ``frozen`` (the study's): features for every pixel of every sample are computed once per (dataset, checkpoint)
   and cached on disk; the head (``runet``, ``unet``, ``deeplabv3plus``, or ``mlp``: the study's pixel-only
@@ -39,6 +41,7 @@ from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, Learner, cr
 from hsbench.models import pixel_mlp  # noqa: F401  (registers the "mlp" head's network)
 from hsbench.models.spectral_fm import SIZES, SpectralFM, SpectralFMConfig, fm_config
 from hsbench.models.spectral_fm_import import fm_from_artifact, load_weights_file
+from hsbench.pretraining.sources import refuse_target_source, source_option_map
 from hsbench.pretraining.spectral_mae import SpectralMAERecipe, pretrained_spectral_fm
 from hsbench.registry import MODELS, STRATEGIES, lookup
 from hsbench.saved_model import ModelState
@@ -194,8 +197,11 @@ class CrossDomain(Strategy):
         "weights_sha256": None,  # the weights file's expected SHA-256; another file is refused
         "strict": True,  # false: run with a partly matching weights file (unmatched tensors stay initial)
         # Zoo pretraining recipe (masked band modelling); about 2 minutes on one CPU core for `tiny`.
-        "source": "synthetic_aerial",  # a registered dataset, or earthlib (hsbench[spectra]: virtual sensors)
-        "source_options": {},  # the dataset's options; for earthlib, SensorSimConfig ranges
+        # source: a registered dataset (a prepared scene such as samson: all its pixels, no labels), a list of them
+        # ([samson, jasper_ridge]: equal pixel shares, each with its own wavelengths), or earthlib (hsbench[spectra]:
+        # virtual sensors). Never the target dataset.
+        "source": "synthetic_aerial",
+        "source_options": {},  # the dataset's options; for a list {source name: options}; earthlib: SensorSimConfig
         "mask_ratio": 0.9,
         "pretrain_epochs": 6,
         "pretrain_pixels": 32_768,
@@ -224,6 +230,9 @@ class CrossDomain(Strategy):
         _check_choice("mode", cfg["mode"], MODES)
         _check_choice("head", cfg["head"], HEADS)
         _check_choice("feature_input", cfg["feature_input"], FEATURE_INPUTS)
+        if not cfg["weights"]:  # the zoo pretrains on the source: never on the target (it has no transductive mode)
+            refuse_target_source(cfg["source"], card.name, strategy=self.name, transductive_option=False)
+        source_option_map(cfg["source"], cfg["source_options"])  # a malformed source fails before any data is read
         self.fm_config = fm_config(str(cfg["fm_size"]), dict(cfg["fm_options"]))
         self.mode = MODES[cfg["mode"]](self)
 
@@ -244,7 +253,7 @@ class CrossDomain(Strategy):
         """The zoo recipe these options ask for."""
         cfg = self.cfg
         return SpectralMAERecipe(
-            model=self.fm_config.to_dict(), source=str(cfg["source"]), source_options=dict(cfg["source_options"]),
+            model=self.fm_config.to_dict(), source=cfg["source"], source_options=dict(cfg["source_options"]),
             mask_ratio=float(cfg["mask_ratio"]), epochs=int(cfg["pretrain_epochs"]),
             pixels=int(cfg["pretrain_pixels"]), batch_size=int(cfg["pretrain_batch_size"]),
             lr=float(cfg["pretrain_lr"]), seed=int(cfg["pretrain_seed"]), **_pretrain_options(cfg["pretrain_options"]),

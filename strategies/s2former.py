@@ -5,7 +5,8 @@ Image Classification"), with every size and schedule chosen by us (``docs/strate
 
 1. ``pretrain``: cubes of every domain are resampled to one wavelength grid and standardised with the domain's
    own statistics. A dual-branch encoder (:mod:`hsbench.models.s2former`) is pretrained on the source domain
-   (``synthetic_aerial``; zoo artifact, shared across runs) by masked spatial and spectral reconstruction with a
+   (``synthetic_aerial``, any registered scene, or a list of datasets pooled with each its own grid fit and
+   statistics; zoo artifact, shared across runs) by masked spatial and spectral reconstruction with a
    frequency-domain constraint, then briefly on the target's unlabelled training images (a second artifact).
    Labels are never read there; the target's standardisation is fitted on the same unlabelled train images. Of a
    scene only its train region is read (:meth:`hsbench.strategy.SplitView.readable`: val and test pixels and the
@@ -50,6 +51,7 @@ from hsbench.pretraining.s2former_zoo import (
     pretrained_s2former,
     readable_digest,
 )
+from hsbench.pretraining.sources import refuse_target_source, source_option_map
 from hsbench.registry import STRATEGIES
 from hsbench.saved_model import ModelState
 from hsbench.saved_parts import load_module, module_state, transform_from_state, transform_state
@@ -122,8 +124,11 @@ class S2Former(Strategy):
         "tile_size": 32,
         # Source stage (zoo): dataset and overrides of S2FormerSSLRecipe (steps, batch_size, lr, mask ratios,
         # spectral_weight, frequency_weight, frequency_cutoff, consistency_weight, fit_pixels).
+        # source: a registered dataset (a prepared scene such as samson: all its pixels, no labels) or a list of them,
+        # [samson, jasper_ridge] (pooled; each on its own wavelengths and statistics). Not the target dataset
+        # unless transductive=true.
         "source": "synthetic_aerial",
-        "source_options": {},
+        "source_options": {},  # the source's dataset options; for a list, {source name: its options}
         "pretrain_options": {},
         "pretrain_seed": None,  # None: from the run's seed; an integer shares one source artifact across seeds
         # True: the target stage and the standardisation read whole scenes, val and test pixels included (label †).
@@ -162,6 +167,9 @@ class S2Former(Strategy):
         self.band_valid: np.ndarray | None = None
         self.encoder_weights: dict[str, torch.Tensor] | None = None
         self.pretrain_facts: dict[str, Any] = {}
+        if not cfg["no_pretrain"] and not cfg["transductive"]:
+            refuse_target_source(cfg["source"], card.name, strategy=self.name, transductive_option=True)
+        source_option_map(cfg["source"], cfg["source_options"])  # a malformed source fails before any data is read
 
     @classmethod
     def label(cls, options: dict[str, Any]) -> str:
@@ -179,7 +187,7 @@ class S2Former(Strategy):
         if cfg["no_frequency_loss"]:
             overrides["frequency_weight"] = 0.0
         seed = _child_seed(self.ctx, "init", 1) if cfg["pretrain_seed"] is None else int(cfg["pretrain_seed"])
-        return S2FormerSSLRecipe(model=self.model_cfg.to_dict(), source=str(cfg["source"]),
+        return S2FormerSSLRecipe(model=self.model_cfg.to_dict(), source=cfg["source"],
                                  source_options=dict(cfg["source_options"]), tile_size=self.tile, seed=seed,
                                  **overrides)
 
@@ -212,7 +220,7 @@ class S2Former(Strategy):
         target = (stage, lambda: domain_tiles(images, transform, valid, self.tile)) if stage.steps > 0 else None
         artifact = pretrained_s2former(
             self.ctx.zoo if self.ctx.zoo is not None else Zoo(), recipe, target=target, device=self.ctx.device,
-            progress=self.ctx.progress, logger=self.ctx.logger,
+            progress=self.ctx.progress, data_root=self.ctx.data_root, logger=self.ctx.logger,
         )
         self.encoder_weights = encoder_state(artifact)
         self.pretrain_facts = {"pretrain_artifact": str(artifact.path),

@@ -38,13 +38,14 @@ from tqdm.auto import tqdm
 from hsbench.engine import SCHEDULES
 from hsbench.errors import ConfigError, DataError
 from hsbench.models.s2former import S2FormerConfig, S2FormerEncoder
+from hsbench.pretraining.sources import recipe_source, recipe_source_options
 from hsbench.pretraining.spectral_mae import random_masking
 from hsbench.strategy import blank_unreadable
 from hsbench.tiling import pad_image
 
 __all__ = [
-    "S2FormerSSLRecipe", "S2FormerSSL", "TileSource", "frequency_loss", "spectral_visibility", "ssl_losses",
-    "train_ssl",
+    "S2FormerSSLRecipe", "S2FormerSSL", "TileSource", "PooledTiles", "frequency_loss", "spectral_visibility",
+    "ssl_losses", "train_ssl",
 ]
 
 
@@ -54,8 +55,10 @@ class S2FormerSSLRecipe:
 
     Attributes:
         model: :meth:`S2FormerConfig.to_dict` of the encoder.
-        source: registered dataset whose images are the unlabelled source data.
-        source_options: options of the source dataset's ``open``.
+        source: registered dataset whose images are the unlabelled source data, or a list of them (each fitted
+            to the grid and standardised on its own, batches drawn from one source each: :class:`PooledTiles`;
+            a one-element list is stored as the plain name).
+        source_options: options of the source dataset's ``open``; for a list, a mapping source name -> options.
         tile_size: tile side in pixels.
         steps: optimiser steps.
         batch_size: tiles per step.
@@ -68,12 +71,12 @@ class S2FormerSSLRecipe:
         frequency_weight: weight of the frequency term (0: the ``no_frequency_loss`` ablation).
         frequency_cutoff: fraction of the rFFT bins, from the low end, that the frequency term ignores.
         consistency_weight: weight of the cross-branch consistency term.
-        fit_pixels: source pixels the grid standardisation is fitted on.
+        fit_pixels: source pixels the grid standardisation is fitted on (per source).
         seed: seed of the initialisation, the tiles and the masks.
     """
 
     model: dict[str, Any]
-    source: str = "synthetic_aerial"
+    source: str | list[str] = "synthetic_aerial"
     source_options: dict[str, Any] = field(default_factory=dict)
     tile_size: int = 32
     steps: int = 400
@@ -91,6 +94,9 @@ class S2FormerSSLRecipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # One normal form per source list (a one-element list is the plain name), so equal sources share a key.
+        object.__setattr__(self, "source", recipe_source(self.source))
+        object.__setattr__(self, "source_options", recipe_source_options(self.source, self.source_options))
         for name in ("spatial_mask_ratio", "spectral_mask_ratio", "window_p", "frequency_cutoff"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise ConfigError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
@@ -187,6 +193,27 @@ class TileSource:
                 keeps.append(self.keep[index][window])
         return torch.stack(tiles), torch.stack(keeps) if keeps else None
 
+    def draw(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """:meth:`sample` plus the band validity of the batch's domain (what :func:`train_ssl` asks for)."""
+        return (*self.sample(batch, generator), self.band_valid)
+
+
+class PooledTiles:
+    """Tiles of several domains (source datasets), each with its own grid cubes and band validity.
+
+    Every batch comes from one domain, chosen with equal probability (so each source gets an equal share of the
+    steps in expectation, whatever its size), because the losses take one band validity per batch.
+    """
+
+    def __init__(self, domains: list[TileSource]) -> None:
+        if not domains:
+            raise DataError("no source domain to draw tiles from")
+        self.domains = domains
+
+    def draw(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        domain = self.domains[int(torch.randint(len(self.domains), (), generator=generator))]
+        return domain.draw(batch, generator)
+
 
 class S2FormerSSL(nn.Module):
     """The encoder plus light reconstruction heads (dropped after pretraining)."""
@@ -263,7 +290,7 @@ def _lr_factor(total_steps: int) -> Callable[[int], float]:
 
 def train_ssl(
     model: S2FormerSSL,
-    source: TileSource,
+    source: TileSource | PooledTiles,
     recipe: S2FormerSSLRecipe,
     *,
     steps: int,
@@ -287,8 +314,8 @@ def train_ssl(
     running = torch.zeros((), device=device)
     start = time.perf_counter()
     for step in tqdm(range(steps), desc=desc, unit="step", leave=False, disable=not progress):
-        tiles, keep = source.sample(recipe.batch_size, generator)
-        terms = ssl_losses(model, tiles.to(device), source.band_valid.to(device), recipe, generator,
+        tiles, keep, band_valid = source.draw(recipe.batch_size, generator)
+        terms = ssl_losses(model, tiles.to(device), band_valid.to(device), recipe, generator,
                            None if keep is None else keep.to(device))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()

@@ -3,7 +3,10 @@
 Two stages, two artifacts, because they are shared differently:
 
 1. **Source** (:class:`~hsbench.pretraining.s2former_ssl.S2FormerSSLRecipe`): self-supervised on the source
-   dataset's images (``synthetic_aerial`` by default). Keyed by the recipe and the source's fingerprint, so every
+   dataset's images (``synthetic_aerial`` by default), or on several source datasets (a list, e.g. prepared
+   scenes ``[samson, jasper_ridge]``: each fitted to the grid on its own wavelengths and standardised with its own
+   statistics, batches drawn from one source each, :class:`~hsbench.pretraining.s2former_ssl.PooledTiles`).
+   Keyed by the recipe and the source's fingerprint (a list: the hash of its fingerprints in order), so every
    run, dataset and label fraction with the same recipe reuses it.
 2. **Target** (:class:`TargetStage`): the source model continues the same objective on the target's unlabelled
    training images, briefly and at a lower learning rate, to meet the target sensor's band coverage and
@@ -28,9 +31,9 @@ import torch
 
 from hsbench.data.transforms import PixelTransform
 from hsbench.models.s2former import S2FormerConfig
-from hsbench.pretraining.s2former_ssl import S2FormerSSL, S2FormerSSLRecipe, TileSource, train_ssl
+from hsbench.pretraining.s2former_ssl import PooledTiles, S2FormerSSL, S2FormerSSLRecipe, TileSource, train_ssl
+from hsbench.pretraining.sources import open_sources, sources_fingerprint
 from hsbench.pretraining.spectral_mae import sample_pixels
-from hsbench.registry import DATASETS, lookup
 from hsbench.spectral_grid import fit_grid_standardizer
 from hsbench.strategy import readable_mask
 from hsbench.zoo import Artifact, Zoo
@@ -119,8 +122,9 @@ def _fresh_model(cfg: S2FormerConfig, seed: int) -> S2FormerSSL:
         return S2FormerSSL(cfg)
 
 
-def _train(model: S2FormerSSL, source: TileSource, recipe: S2FormerSSLRecipe, *, steps: int, lr: float, seed: int,
-           device: torch.device, progress: bool, desc: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _train(model: S2FormerSSL, source: TileSource | PooledTiles, recipe: S2FormerSSLRecipe, *, steps: int,
+           lr: float, seed: int, device: torch.device, progress: bool,
+           desc: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     generator = torch.Generator().manual_seed(seed)
     facts = train_ssl(model, source, recipe, steps=steps, lr=lr, generator=generator, device=device,
                       progress=progress, desc=desc)
@@ -145,23 +149,28 @@ def pretrained_s2former(
         target: the target stage and a function building its tiles (called only when the artifact is built).
         device: where to train.
         progress: show progress bars.
-        data_root: root of prepared real source datasets.
+        data_root: root of prepared real source datasets (a source not prepared there raises its "prepare it
+            first" error).
         logger: where to log what is trained.
     """
     logger, device = logger or log, device or torch.device("cpu")
     cfg = S2FormerConfig.from_dict(recipe.model)
-    source = lookup(DATASETS, recipe.source).open(data_root=data_root, **dict(recipe.source_options))
+    sources = open_sources(recipe.source, recipe.source_options, data_root=data_root)
 
     def build_source() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         logger.info("pretraining S2Former on %s (%d steps of %d tiles); stored in %s for reuse",
-                    recipe.source, recipe.steps, recipe.batch_size, zoo.root)
-        transform, valid = fit_domain(source, source.card.wavelengths_nm, cfg, fit_pixels=recipe.fit_pixels,
-                                      rng=np.random.default_rng(recipe.seed))
-        tiles = domain_tiles(source, transform, valid, recipe.tile_size)
+                    ", ".join(s.name for s in sources), recipe.steps, recipe.batch_size, zoo.root)
+        rng = np.random.default_rng(recipe.seed)  # one stream, drawn source after source
+        domains = []
+        for source in sources:  # each on its own wavelengths and with its own statistics
+            transform, valid = fit_domain(source.dataset, source.dataset.card.wavelengths_nm, cfg,
+                                          fit_pixels=recipe.fit_pixels, rng=rng)
+            domains.append(domain_tiles(source.dataset, transform, valid, recipe.tile_size))
+        tiles = domains[0] if len(domains) == 1 else PooledTiles(domains)
         return _train(_fresh_model(cfg, recipe.seed), tiles, recipe, steps=recipe.steps, lr=recipe.lr,
                       seed=recipe.seed, device=device, progress=progress, desc="pretrain s2former (source)")
 
-    base = zoo.get_or_create(recipe.to_dict(), source.fingerprint, build_source)
+    base = zoo.get_or_create(recipe.to_dict(), sources_fingerprint(sources), build_source)
     if target is None:
         return base
     stage, make_tiles = target

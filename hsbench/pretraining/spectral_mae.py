@@ -11,6 +11,12 @@ band of a random contiguous window, at least ``min_bands`` long). The source sen
 4.7 nm, while target cameras have 15-25 bands 10-15 nm apart over part of that range; without this the embedding
 convolutions would only ever see the source's spacing and range.
 
+Several sources (``source=[samson, jasper_ridge]``, :mod:`.sources`) pool their pixels: each source gives an equal
+share of ``pixels`` (a source with fewer pixels gives all it has; the shortfall is not moved to the others), sampled
+with its own sensor's wavelengths, and every batch holds pixels of one source only, so that it carries that
+source's band centres into the positional encoding. Batches of all sources are shuffled together each epoch. One
+source gives exactly the draws, weights and zoo key it gave before lists existed.
+
 With ``source="earthlib"`` the pixels are instead simulated from a spectral library (:mod:`.spectral_library`,
 :mod:`.sensor_sim`): each batch a new virtual sensor, whose band centres feed the positional encoding. The same
 training loop serves both; the dataset path's random draws are those it always made.
@@ -25,7 +31,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,19 +42,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from hsbench.config_files import did_you_mean
-from hsbench.errors import ConfigError, DataError, UnknownNameError
+from hsbench.errors import ConfigError, DataError
 from hsbench.models.spectral_fm import Block, SpectralFM, SpectralFMConfig, make_div_term, wavelength_encoding
 from hsbench.models.spectral_fm_import import MODEL_CONFIG_KEY
 from hsbench.pretraining.sensor_sim import SensorSimConfig, simulate_batch
+from hsbench.pretraining.sources import open_sources, recipe_source, recipe_source_options, sources_fingerprint
 from hsbench.pretraining.spectral_library import LIBRARY_SOURCES, SpectralLibrary, load_earthlib
-from hsbench.registry import DATASETS, lookup, names
 from hsbench.strategy import readable_mask
 from hsbench.zoo import Artifact, Zoo
 
 __all__ = [
     "SpectralMAERecipe", "SpectralMAE", "random_masking", "band_view", "sample_pixels", "pretrain_spectral_mae",
-    "pretrain_spectral_mae_simulated", "pretrained_spectral_fm",
+    "pretrain_spectral_mae_simulated", "pretrained_spectral_fm", "equal_shares",
 ]
 
 log = logging.getLogger("hsbench")
@@ -63,15 +68,17 @@ class SpectralMAERecipe:
 
     Attributes:
         model: :meth:`SpectralFMConfig.to_dict` of the encoder.
-        source: registered dataset whose pixels are the (unlabelled) training data, or ``earthlib``: spectra of
-            that spectral library seen through a random virtual sensor per batch (:mod:`.sensor_sim`; needs the
-            ``hsbench[spectra]`` extra).
-        source_options: options of the source dataset's ``open`` (e.g. ``num_images`` of a synthetic set); for
-            ``earthlib``, overrides of :class:`~hsbench.pretraining.sensor_sim.SensorSimConfig`.
+        source: registered dataset whose pixels are the (unlabelled) training data, a list of them (pooled, see
+            the module doc; a one-element list is stored as the plain name), or ``earthlib``: spectra of that
+            spectral library seen through a random virtual sensor per batch (:mod:`.sensor_sim`; needs the
+            ``hsbench[spectra]`` extra; not in a list).
+        source_options: options of the source dataset's ``open`` (e.g. ``num_images`` of a synthetic set); for a
+            list of sources, a mapping source name -> its options; for ``earthlib``, overrides of
+            :class:`~hsbench.pretraining.sensor_sim.SensorSimConfig`.
         mask_ratio: fraction of band tokens hidden from the encoder (HyperSL / MAE: most of them).
         epochs: passes over the sampled pixels.
-        pixels: pixels sampled uniformly from all source images (labels are never read); for ``earthlib``, fresh
-            simulated pixels per epoch.
+        pixels: pixels sampled uniformly from all source images (labels are never read; several sources: an
+            equal share each); for ``earthlib``, fresh simulated pixels per epoch.
         batch_size: pixels per optimiser step.
         lr: AdamW peak learning rate (linear warm-up over the first 5 % of steps, then cosine decay).
         weight_decay: AdamW weight decay.
@@ -86,7 +93,7 @@ class SpectralMAERecipe:
     """
 
     model: dict[str, Any]
-    source: str = "synthetic_aerial"
+    source: str | list[str] = "synthetic_aerial"
     source_options: dict[str, Any] = field(default_factory=dict)
     mask_ratio: float = 0.9
     epochs: int = 6
@@ -102,6 +109,12 @@ class SpectralMAERecipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # One normal form per source list (a one-element list is the plain name), so equal sources share a key.
+        object.__setattr__(self, "source", recipe_source(self.source))
+        object.__setattr__(self, "source_options", recipe_source_options(self.source, self.source_options))
+        if isinstance(self.source, list) and set(self.source) & set(LIBRARY_SOURCES):
+            raise ConfigError(f"source {', '.join(sorted(set(self.source) & set(LIBRARY_SOURCES)))} is a spectral "
+                              "library (virtual sensors): it pretrains alone, not in a list of datasets")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ConfigError(f"mask_ratio must lie in (0, 1), got {self.mask_ratio}")
         for name in ("epochs", "pixels", "batch_size", "decoder_dim", "min_bands", "max_band_stride"):
@@ -223,6 +236,11 @@ def _schedule(total_steps: int) -> Any:
                                                                                        max(1, total_steps - warmup)))
 
 
+def equal_shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` near-equal integers (the first ones take the remainder)."""
+    return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
+
+
 EpochBatches = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 """A fresh iterator per epoch over ``(spectra (n, L), wavelengths_nm (L,))`` batches, wavelength-sorted."""
 
@@ -265,27 +283,53 @@ def _train(
 
 def pretrain_spectral_mae(
     recipe: SpectralMAERecipe,
-    pixels: np.ndarray,
-    wavelengths_nm: np.ndarray,
+    pixels: np.ndarray | Sequence[np.ndarray],
+    wavelengths_nm: np.ndarray | Sequence[np.ndarray],
     *,
     device: torch.device | None = None,
     progress: bool = True,
 ) -> tuple[SpectralFM, list[float]]:
-    """Train a fresh encoder by masked band modelling on ``pixels`` ``(N, B)``; returns it and the loss per epoch."""
+    """Train a fresh encoder by masked band modelling; returns it and the loss per epoch.
+
+    Args:
+        recipe: the recipe (schedule, band views, seed).
+        pixels: one source's spectra ``(N, B)``, or a list of sources' spectra ``(N_k, B_k)``, each with its own
+            band count.
+        wavelengths_nm: the band centres of ``pixels`` in cube order, ``(B,)``; for a list, one array per source.
+        device: where to train.
+        progress: show a progress bar.
+
+    Every batch holds pixels of one source (its own wavelengths); with several sources, each epoch shuffles every
+    source's pixels into batches, then the order of all batches. One array gives the draws of a one-source run.
+    """
     device = device or torch.device("cpu")
     generator = torch.Generator().manual_seed(recipe.seed)
     mae = _fresh_mae(recipe, device)
-    order = np.argsort(np.asarray(wavelengths_nm), kind="stable")
-    spectra = torch.from_numpy(np.ascontiguousarray(pixels[:, order], dtype=np.float32))
-    wavelengths = torch.as_tensor(np.asarray(wavelengths_nm, dtype=np.float32)[order])
+    pooled = not isinstance(pixels, np.ndarray)
+    pixel_groups = list(pixels) if pooled else [pixels]
+    wavelength_groups = list(wavelengths_nm) if pooled else [wavelengths_nm]
+    if len(pixel_groups) != len(wavelength_groups) or not pixel_groups:
+        raise ValueError(f"{len(pixel_groups)} pixel arrays but {len(wavelength_groups)} wavelength arrays")
+    groups = []
+    for values, wavelengths_k in zip(pixel_groups, wavelength_groups, strict=True):
+        order = np.argsort(np.asarray(wavelengths_k), kind="stable")
+        if np.asarray(values).shape[1] != len(order):
+            raise ValueError(f"pixels of {np.asarray(values).shape[1]} bands with {len(order)} wavelengths")
+        groups.append((torch.from_numpy(np.ascontiguousarray(np.asarray(values)[:, order], dtype=np.float32)),
+                       torch.as_tensor(np.asarray(wavelengths_k, dtype=np.float32)[order])))
 
     def epoch_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batch in torch.randperm(len(spectra), generator=generator).split(recipe.batch_size):
+        batches = [(k, batch) for k, (spectra, _) in enumerate(groups)
+                   for batch in torch.randperm(len(spectra), generator=generator).split(recipe.batch_size)]
+        if len(groups) > 1:  # one source keeps its batches in permutation order (the draws it always made)
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        for k, batch in batches:
+            spectra, wavelengths = groups[k]
             bands = band_view(spectra.shape[1], recipe.min_bands, recipe.max_band_stride, generator)
             yield spectra[batch][:, bands], wavelengths[bands]
 
-    history = _train(mae, recipe, generator, epoch_batches, math.ceil(len(spectra) / recipe.batch_size), device,
-                     progress)
+    steps_per_epoch = sum(math.ceil(len(spectra) / recipe.batch_size) for spectra, _ in groups)
+    history = _train(mae, recipe, generator, epoch_batches, steps_per_epoch, device, progress)
     return mae.encoder.eval(), history
 
 
@@ -327,32 +371,39 @@ def pretrained_spectral_fm(
     data_root: Path | None = None,
     logger: logging.Logger | None = None,
 ) -> Artifact:
-    """The zoo's artifact for ``recipe``: reused when stored, else pretrained now (once) and stored."""
+    """The zoo's artifact for ``recipe``: reused when stored, else pretrained now (once) and stored.
+
+    A real source dataset is opened under ``data_root`` (not prepared there: its "prepare it first" error).
+    """
     logger = logger or log
-    if recipe.source in LIBRARY_SOURCES:
+    if isinstance(recipe.source, str) and recipe.source in LIBRARY_SOURCES:
         return _pretrained_on_library(zoo, recipe, device=device, progress=progress, logger=logger)
-    if recipe.source not in names(DATASETS):
-        valid = [*names(DATASETS), *LIBRARY_SOURCES]
-        raise UnknownNameError(f"unknown pretraining source {recipe.source!r}{did_you_mean(recipe.source, valid)}: a "
-                               f"registered dataset or a spectral library; valid: {', '.join(valid)}")
-    source = lookup(DATASETS, recipe.source).open(data_root=data_root, **dict(recipe.source_options))
+    sources = open_sources(recipe.source, recipe.source_options, data_root=data_root, extra_valid=LIBRARY_SOURCES)
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         logger.info("pretraining a spectral FM on %s (%d pixels, %d epochs); stored in %s for reuse",
-                    recipe.source, recipe.pixels, recipe.epochs, zoo.root)
+                    ", ".join(s.name for s in sources), recipe.pixels, recipe.epochs, zoo.root)
         start = time.perf_counter()
-        pixels = sample_pixels(source, recipe.pixels, np.random.default_rng(recipe.seed))
-        model, history = pretrain_spectral_mae(
-            recipe, pixels, np.asarray(source.card.wavelengths_nm), device=device, progress=progress
-        )
+        rng = np.random.default_rng(recipe.seed)  # one stream, drawn source after source
+        shares = equal_shares(recipe.pixels, len(sources))
+        pixels = [sample_pixels(s.dataset, share, rng) for s, share in zip(sources, shares, strict=True)]
+        wavelengths = [np.asarray(s.dataset.card.wavelengths_nm) for s in sources]
+        if len(sources) == 1:
+            model, history = pretrain_spectral_mae(recipe, pixels[0], wavelengths[0], device=device,
+                                                   progress=progress)
+        else:
+            model, history = pretrain_spectral_mae(recipe, pixels, wavelengths, device=device, progress=progress)
         seconds = time.perf_counter() - start
         logger.info("pretraining done in %.0f s: masked-band MSE %.5f -> %.5f", seconds, history[0], history[-1])
-        return model.state_dict(), {
+        facts = {
             MODEL_CONFIG_KEY: recipe.model, "source": recipe.source, "loss_curve": history,
-            "pretrain_seconds": seconds, "pixels": len(pixels), "parameters": model.num_parameters(),
+            "pretrain_seconds": seconds, "pixels": sum(len(p) for p in pixels), "parameters": model.num_parameters(),
         }
+        if len(sources) > 1:
+            facts["source_pixels"] = {s.name: len(p) for s, p in zip(sources, pixels, strict=True)}
+        return model.state_dict(), facts
 
-    return zoo.get_or_create(recipe.to_dict(), source.fingerprint, build)
+    return zoo.get_or_create(recipe.to_dict(), sources_fingerprint(sources), build)
 
 
 def _pretrained_on_library(
