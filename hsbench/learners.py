@@ -330,10 +330,7 @@ class SvmLearner(Learner):
         return 0
 
     def fit(self, transform: PixelTransform, train: SplitView, val: SplitView) -> dict[str, Any]:
-        pixels, labels = collect_labelled_pixels(
-            train, self.card.ignore_index, max_pixels=int(self.cfg["svm_max_pixels"]), rng=self.ctx.seeds.rng("order")
-        )
-        features = transform.apply_pixels(pixels)
+        features, labels = self.training_pixels(transform, train)
         grid = [self.cfg["svm_c"]] if self.cfg["svm_c"] is not None else list(self.cfg["svm_c_grid"])
         scores: dict[float, float] = {}
         best: tuple[float, SVC] | None = None
@@ -348,7 +345,21 @@ class SvmLearner(Learner):
         self.ctx.logger.info("svm: val mIoU by C %s -> C=%g", scores, best[0])
         return {"best_val_miou": scores[best[0]], "svm_c": best[0], "train_pixels": len(labels), "val_by_c": scores}
 
+    def training_pixels(self, transform: PixelTransform, train: SplitView) -> tuple[np.ndarray, np.ndarray]:
+        """The SVM's ``(N, F)`` training features and ``(N,)`` labels: at most ``svm_max_pixels`` labelled train
+        pixels (uniformly subsampled with the ``order`` stream), here each pixel's transformed spectrum."""
+        pixels, labels = collect_labelled_pixels(
+            train, self.card.ignore_index, max_pixels=int(self.cfg["svm_max_pixels"]), rng=self.ctx.seeds.rng("order")
+        )
+        return transform.apply_pixels(pixels), labels
+
+    def pixel_features(self, features: np.ndarray) -> np.ndarray:
+        """``(F, H, W)`` SVM features of every pixel of a transformed ``(C', H, W)`` cube whose pixels are all
+        readable (a predicted image): here the transformed spectra themselves."""
+        return features
+
     def predict(self, features: np.ndarray) -> np.ndarray:
+        features = self.pixel_features(features)
         c, h, w = features.shape
         flat = features.reshape(c, -1).T
         out = np.concatenate([self.svm.predict(chunk) for chunk in np.array_split(flat, max(1, len(flat) // 50_000))])
