@@ -37,12 +37,16 @@ from hsbench.learners import (
 from hsbench.registry import MODELS, STRATEGIES, lookup, names
 from hsbench.saved_model import ModelState
 from hsbench.saved_parts import transform_from_state, transform_state
-from hsbench.strategy import SplitView, Strategy, StrategySpec
+from hsbench.spatial_svm import SpectralSpatialSvmLearner
+from hsbench.strategy import SplitView, Strategy, StrategySpec, transductive_label
 
 _SMOKE_TRAINING = {"epochs": 8, "lr": 0.005, "batch_size": 4}
 
 # Pixel classifiers are not networks, so they live beside the MODELS registry rather than in it.
-PIXEL_CLASSIFIERS: dict[str, type[Learner]] = {"svm": SvmLearner}
+PIXEL_CLASSIFIERS: dict[str, type[Learner]] = {
+    "svm": SvmLearner,
+    "spectral_spatial_svm": SpectralSpatialSvmLearner,
+}
 
 
 def _transform_input(spec: str, card: DatasetCard) -> InputTransform:
@@ -136,6 +140,11 @@ class InDomain(Strategy):
         "svm_c_grid": [1.0, 10.0, 100.0],
         "svm_gamma": "scale",
         "svm_max_pixels": 4000,
+        # spectral_spatial_svm: odd side of the neighbourhood whose mean spectrum joins the pixel's own.
+        "svm_window": 5,
+        # true: training inputs (crops, windows, neighbourhood means) read whole scenes, val and test pixels
+        # included (labels stay hidden); the label gets the transductive mark.
+        "transductive": False,
     }
 
     smoke_options: ClassVar[list[dict[str, Any]]] = [
@@ -145,6 +154,9 @@ class InDomain(Strategy):
         # seeds 0-4, NCHW or channels_last); at 16 it is 0.45-0.61.
         {**_SMOKE_TRAINING, "epochs": 16, "model": "deeplabv3plus", "model_options": {"width_mult": 0.25}},
         {"model": "svm", "input": "standardize", "svm_c_grid": [1.0, 10.0], "svm_max_pixels": 500},
+        {"model": "spectral_spatial_svm", "svm_window": 3, "svm_c_grid": [1.0, 10.0], "svm_max_pixels": 500},
+        # A patch network (hsbench.patch_learner: trained on the windows of labelled pixels only).
+        {**_SMOKE_TRAINING, "model": "cnn3d", "model_options": {"patch_size": 3}},
     ]
 
     def __init__(self, cfg: dict[str, Any], ctx, card) -> None:
@@ -172,6 +184,11 @@ class InDomain(Strategy):
         if model not in names(MODELS):
             valid = sorted([*names(MODELS), *PIXEL_CLASSIFIERS])
             raise ConfigError(f"in_domain has no model {model!r}; valid models are {', '.join(valid)}")
+        from hsbench.models.patch_classifiers import PatchClassifier
+        from hsbench.patch_learner import PatchNetworkLearner
+
+        if issubclass(lookup(MODELS, model), PatchClassifier):
+            return PatchNetworkLearner  # trained on the windows of labelled pixels only
         return DenseNetworkLearner
 
     @classmethod
@@ -180,7 +197,7 @@ class InDomain(Strategy):
         pRGB rows must not share a label with the all-band row); ``raw`` and ``standardize`` keep every band."""
         spec = options.get("input", cls.defaults["input"])
         suffix = "" if spec in _ALL_BAND_INPUTS else f"/{spec}"
-        return f"{cls.name}/{options.get('model', cls.defaults['model'])}{suffix}"
+        return transductive_label(f"{cls.name}/{options.get('model', cls.defaults['model'])}{suffix}", options)
 
     @classmethod
     def spatial_context(cls, options: Mapping[str, Any]) -> int:
@@ -189,6 +206,8 @@ class InDomain(Strategy):
         return cls._learner_class(options["model"]).spatial_context(options)
 
     def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:
+        if self.cfg["transductive"]:
+            train = train.transductive()  # the runner already hands out a whole-scene val view
         pixels, _ = collect_labelled_pixels(
             train, self.card.ignore_index, max_pixels=int(self.cfg["max_fit_pixels"]), rng=self.ctx.seeds.rng("order")
         )
