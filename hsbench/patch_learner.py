@@ -14,9 +14,11 @@ train pixel's window. Inside a window, the blanked (unreadable) positions are th
 own spectrum (``centre_fill``): on a densely labelled scene almost every neighbour of a few-shot train pixel is a val
 or test pixel, and a network that only ever saw zero context falls apart on the real context of the test image
 (cnn3d on Jasper Ridge, kshot=5: test mIoU 0.26 with zero context, 0.73 with centre fill); the centre spectrum is a
-train pixel's, so no held-out value is read. Model selection predicts the val view's labelled pixels only (their
-windows in the val cube the view hands out, test pixels hidden); mIoU counts labelled pixels only, so the score is
-the one a dense prediction of the val images would give. ``predict`` is the dense forward: every pixel's window.
+train pixel's, so no held-out value is read.
+Model selection classifies the val view's labelled pixels only, from their windows in the val cube the view hands
+out, with the positions it hides (test pixels, guard band) filled by the centre spectrum as in training (the view's
+mean spectrum there would fill most of a 25 x 25 window and leave the selection blind); with nothing hidden the
+score is the dense val mIoU the runner stores. ``predict`` is the dense forward: every pixel's window.
 
 Per-network recipe: a network class may carry ``recipe_training`` (a mapping of :data:`~hsbench.learners.
 TRAINING_DEFAULTS` options); each of its values replaces an option that is still at its shared default, so a value
@@ -41,7 +43,7 @@ from hsbench.engine import Trainer
 from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner, engine_config, training_loss
 from hsbench.metrics import confusion_matrix, miou
 from hsbench.models.patch_classifiers import PatchClassifier
-from hsbench.models.patches import pad_for_patches, patches_around
+from hsbench.models.patches import pad_for_patches
 from hsbench.registry import MODELS, lookup
 from hsbench.strategy import RunContext, SplitView, blank_unreadable, readable_mask
 
@@ -94,6 +96,7 @@ class LabelledWindows(torch.utils.data.Dataset):
         *,
         min_items: int = 0,
         centre_fill: bool = True,
+        known: Callable[[str], np.ndarray | None] | None = None,
     ) -> None:
         self.patch_size, self.centre_fill = patch_size, centre_fill
         self.cubes: list[torch.Tensor] = []
@@ -105,7 +108,7 @@ class LabelledWindows(torch.utils.data.Dataset):
             rows, cols = np.nonzero(sample.labels != ignore_index)
             if not len(rows):
                 continue
-            readable = readable_mask(view, sample_id)
+            readable = readable_mask(view, sample_id) if known is None else known(sample_id)
             cube = blank_unreadable(transform(sample.cube), readable)
             self.cubes.append(pad_for_patches(_tensor(cube)[None], patch_size)[0])
             known = np.ones(sample.labels.shape, dtype=np.float32) if readable is None else readable.astype(np.float32)
@@ -191,34 +194,31 @@ class PatchNetworkLearner(DenseNetworkLearner):
         }
 
     @torch.no_grad()
-    def predict_labelled(self, features: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-        """``(H, W)`` labels equal to :meth:`predict`'s at the ``labelled`` pixels (0 elsewhere): only their
-        windows are classified, in the network's chunks, in eval mode."""
+    def val_miou(self, transform: PixelTransform, val: SplitView) -> float:
+        """The selection score: mIoU over the val view's labelled pixels, each classified from its window with
+        the positions the view hides (a scene's test pixels and guard band) filled as in training, by the centre
+        pixel's spectrum (:class:`LabelledWindows` with the view's visible pixels as the known ones).
+
+        With nothing hidden (segmentation val images, a transductive run) this equals the dense
+        ``view_miou(lambda s: self.predict(transform.apply(s.cube)), val)`` that the runner stores as the val
+        metrics. On a scene it is the score a window with unknown neighbours gets, as the network was trained:
+        the mean spectrum the view puts in place of hidden pixels fills most of a large window (25 x 25 HybridSN)
+        and would leave the selection blind (a constant val score, epoch 1 kept).
+        """
+        windows = LabelledWindows(val, transform.apply, self.network.patch_size, self.card.ignore_index,
+                                  known=val.visible)
+        if not windows.num_windows:
+            return 0.0
         network: PatchClassifier = self.network
         was_training = network.training
         network.eval()
-        out = np.zeros(labelled.shape, dtype=np.int64)
-        rows, cols = np.nonzero(labelled)
-        if len(rows):
-            cube = _tensor(features)[None].to(self.ctx.device)
-            coords = torch.from_numpy(np.stack([rows, cols]))
-            classes = [
-                network.classify(patches_around(cube, network.patch_size, r, c)).argmax(1).cpu()
-                for r, c in zip(coords[0].split(network.chunk_pixels), coords[1].split(network.chunk_pixels),
-                                strict=True)
-            ]
-            out[rows, cols] = torch.cat(classes).numpy()
+        batch = network.chunk_pixels
+        predicted = torch.cat([
+            network.classify(torch.stack([windows[i][0] for i in range(start, min(start + batch, windows.num_windows))])
+                             .to(self.ctx.device)).argmax(1).cpu()
+            for start in range(0, windows.num_windows, batch)
+        ])
         network.train(was_training)
-        return out
-
-    def val_miou(self, transform: PixelTransform, val: SplitView) -> float:
-        """mIoU over the val view's labelled pixels, predicting those alone: equal to
-        ``view_miou(lambda s: self.predict(transform.apply(s.cube)), val)``, at a fraction of its cost on a
-        scene (mIoU never reads an unlabelled pixel's prediction)."""
-        k, ignore = self.card.num_classes, self.card.ignore_index
-        total = np.zeros((k, k), dtype=np.int64)
-        for sample in val:
-            labelled = sample.labels != ignore
-            prediction = self.predict_labelled(transform.apply(sample.cube), labelled)
-            total += confusion_matrix(sample.labels, prediction, k, ignore)
+        k = self.card.num_classes
+        total = confusion_matrix(windows.labels.numpy(), predicted.numpy(), k, self.card.ignore_index)
         return miou(total)

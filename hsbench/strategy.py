@@ -190,6 +190,10 @@ class SplitView:
         """The part's pixel mask for one sample (``None``: every labelled pixel)."""
         return self._masks[sample_id]
 
+    def visible(self, sample_id: str) -> np.ndarray | None:
+        """Pixels whose values :meth:`load` hands out (``None``: all); the others carry the visible mean."""
+        return self._visible.get(sample_id)
+
     def load(self, sample_id: str) -> Sample:
         sample = self.dataset.load(sample_id)
         mask, visible = self._masks[sample_id], self._visible.get(sample_id)

@@ -14,6 +14,7 @@ from hsbench.data.transforms import build_transform, collect_labelled_pixels
 from hsbench.engine import hflip_batch
 from hsbench.evaluation import view_miou
 from hsbench.learners import TRAINING_DEFAULTS, DenseNetworkLearner
+from hsbench.metrics import confusion_matrix, miou
 from hsbench.models.patch_classifiers import PatchClassifier
 from hsbench.models.patches import patches_around
 from hsbench.patch_learner import LabelledWindows, PatchNetworkLearner, patch_training_options
@@ -131,16 +132,35 @@ def test_a_test_pixels_spectrum_never_reaches_training(tmp_path) -> None:
 
 # ------------------------------------------------------------------------------------------ fit / val / predict
 @pytest.mark.parametrize("model", PATCH_NETWORKS)
-def test_cheap_val_score_equals_the_dense_view_miou(tmp_path, model: str) -> None:
+def test_val_score_fills_hidden_positions_like_training_and_is_the_dense_score_where_nothing_is_hidden(
+    tmp_path, model: str
+) -> None:
     train, val, test = _views(_scene())
     transform = _fitted_transform(train)
     learner = _learner(model, tmp_path)
     facts = learner.fit(transform, train, val)
-    dense = view_miou(lambda s: learner.predict(transform.apply(s.cube)), val)
-    assert learner.val_miou(transform, val) == dense
-    assert facts["best_val_miou"] == dense  # the selected weights are loaded after fit
-    # and on a view with many labelled pixels, where a wrong pixel order would show
-    assert learner.val_miou(transform, test) == view_miou(lambda s: learner.predict(transform.apply(s.cube)), test)
+    network, size = learner.network, learner.network.patch_size
+    assert facts["best_val_miou"] == learner.val_miou(transform, val)  # the selected weights are loaded after fit
+    # Nothing hidden (a transductive val view, a test view): the dense score the runner stores.
+    for view in (val.transductive(), test):
+        assert learner.val_miou(transform, view) == view_miou(lambda s: learner.predict(transform.apply(s.cube)), view)
+    # The scene's val view hides its test pixels: each val window takes the centre spectrum there, as in training.
+    (sample_id,) = val.sample_ids
+    sample = val.load(sample_id)
+    rows, cols = (torch.from_numpy(a) for a in np.nonzero(sample.labels != val.card.ignore_index))
+    windows = patches_around(torch.from_numpy(transform.apply(sample.cube))[None], size, rows, cols)
+    visible = torch.from_numpy(val.visible(sample_id).astype(np.float32))[None, None]
+    known = patches_around(visible, size, rows, cols)[:, 0] > 0.5
+    centre = windows[:, :, size // 2, size // 2]
+    filled = torch.where(known[:, None], windows, centre[:, :, None, None])
+    network.eval()
+    with torch.no_grad():
+        predicted = network.classify(filled).argmax(1).numpy()
+    k = val.card.num_classes
+    expected = miou(confusion_matrix(sample.labels[rows.numpy(), cols.numpy()], predicted, k))
+    assert learner.val_miou(transform, val) == pytest.approx(expected, abs=0)
+    if size > 1:
+        assert not known.all()  # the test exercises the fill
 
 
 def test_fit_never_runs_the_dense_forward(tmp_path, monkeypatch) -> None:
