@@ -1,10 +1,13 @@
 """Strategy ``in_domain``: train on the target hyperspectral images only.
 
-The HS3-Bench baselines (U-Net, RU-Net, DeepLabV3+ trained from scratch on all bands, on PCA1 or on pseudo-RGB)
-and the classic few-shot baseline, an RBF SVM on standardised pixel spectra. ``input`` picks what the network sees
-(:data:`INPUTS`): a pixel transform (``raw``, ``standardize``, ``pca=n``, whose statistics are fitted on the labelled
-training pixels only, or ``pca=n,per_image``, HS3-Bench's PCA1, fitted on each segmentation image itself) or a fixed
-RGB adapter of :mod:`hsbench.adapters.rgb` (``prgb``, ``cie``, ``pca3``; fitted on the labelled training pixels).
+The HS3-Bench baselines (U-Net, RU-Net, DeepLabV3+ trained from scratch on all bands, on PCA1 or on pseudo-RGB),
+the classic few-shot baselines (an RBF SVM on standardised pixel spectra, and with the mean spectrum of each pixel's
+neighbourhood, ``spectral_spatial_svm``) and the patch networks of scene classification (``cnn1d``, ``cnn3d``,
+``hybridsn``, ``ssrn``: trained on the windows of the labelled pixels, :mod:`hsbench.patch_learner`). ``input``
+picks what the network sees (:data:`INPUTS`): a pixel transform (``raw``, ``standardize``, ``pca=n``, whose
+statistics are fitted on the labelled training pixels only, or ``pca=n,per_image``, HS3-Bench's PCA1, fitted on each
+segmentation image itself) or a fixed RGB adapter of :mod:`hsbench.adapters.rgb` (``prgb``, ``cie``, ``pca3``;
+fitted on the labelled training pixels). ``transductive=true`` lets training inputs read whole scenes (label †).
 """
 
 from __future__ import annotations
@@ -201,8 +204,8 @@ class InDomain(Strategy):
 
     @classmethod
     def spatial_context(cls, options: Mapping[str, Any]) -> int:
-        """The learner's: SVM 0 (one spectrum per pixel); U-Net / RU-Net / DeepLabV3+ half the training crop (32 px
-        at 64)."""
+        """The learner's: SVM 0 (one spectrum per pixel); spectral-spatial SVM half its window; patch networks half
+        their patch; U-Net / RU-Net / DeepLabV3+ half the training crop (32 px at 64)."""
         return cls._learner_class(options["model"]).spatial_context(options)
 
     def fit(self, train: SplitView, val: SplitView) -> dict[str, Any]:

@@ -154,3 +154,23 @@ def test_scenes_and_ablations() -> None:
     flags = {"no_cross_attention", "no_frequency_loss", "no_daft", "no_pretrain"}
     assert all(v.strategy == "s2former" for v in ablations.variants)
     assert {f for v in ablations.variants for f in flags if v.options.get(f)} == flags
+
+
+def test_scenes_transfer_pairs_each_scene_with_another_scene_as_source(tmp_path, capsys) -> None:
+    from hsbench.cli.main import main
+
+    suite = load_suite("scenes_transfer")
+    assert set(suite.splits) == {"kshot=5", "kshot=20"} and len(suite.seeds) == 5
+    pretrained = [v for v in suite.variants if "source" in v.options]
+    assert {v.strategy for v in pretrained} == {"s2former", "cross_domain"}
+    for variant in pretrained:
+        assert variant.datasets and variant.options["source"] not in variant.datasets  # never its own target
+    for entry in suite.datasets:  # every scene has both transfer strategies and every in-domain baseline
+        strategies = [v.strategy for v in suite.variants_of(entry)]
+        assert strategies.count("s2former") == 1 and strategies.count("cross_domain") == 1
+        models = {v.options.get("model") for v in suite.variants_of(entry) if v.strategy == "in_domain"}
+        assert models == {"svm", "spectral_spatial_svm", "cnn1d", "cnn3d", "hybridsn", "ssrn"}
+    assert main(["benchmark", "--suite", "scenes_transfer", "--datasets", "jasper_ridge,samson", "--dry-run",
+                 "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not started 200" in out and "s2former/from_samson" in out and "indian_pines" not in out
