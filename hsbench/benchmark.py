@@ -17,12 +17,14 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm import tqdm
@@ -146,6 +148,7 @@ def work(
     since: float,
     on_cell_end: Callable[[], None] | None = None,
     max_cells: int | None = None,
+    parent_pid: int | None = None,
 ) -> int:
     """Claim and run cells of one suite until none is left; return how many this worker ran.
 
@@ -154,6 +157,7 @@ def work(
         since: invocation start (epoch seconds); cells that failed before it are retried.
         on_cell_end: called after each cell (progress updates).
         max_cells: stop after this many cells (a cluster job runs one cell).
+        parent_pid: a spawned worker's parent; when it is gone (SIGKILLed), no further cell is claimed.
     """
     from hsbench.data.paths import data_root_from
     from hsbench.provenance import resolve_device
@@ -167,6 +171,9 @@ def work(
                     heartbeat_s=config.heartbeat_s, tensorboard=config.tensorboard, save_model=config.save_model)
     claims, worker, ran = CellClaims(runner.store.engine), WorkerId.current(), 0
     while max_cells is None or ran < max_cells:
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.warning("the hsbench benchmark process that started this worker is gone; stopping")
+            return ran
         claimed = _claim_next(claims, cells[0].suite, by_id, worker, config, since)
         if claimed is None:
             return ran
@@ -206,22 +213,51 @@ def _run_worker_processes(cells: list[Cell], config: BenchmarkConfig, since: flo
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and open connections
     threads = max(1, usable_cpus() // config.workers)
     processes = [
-        context.Process(target=_worker_main, args=(cells, config, since, threads, rank), name=f"hsbench-worker-{rank}")
+        context.Process(target=_worker_main, args=(cells, config, since, threads, rank, os.getpid()),
+                        name=f"hsbench-worker-{rank}")
         for rank in range(config.workers)
     ]
     for process in processes:
         process.start()
+    previous = _interrupt_on_sigterm()
     try:
         while any(p.is_alive() for p in processes):
             bar.refresh()
             time.sleep(_POLL_S)
+    except BaseException:
+        _interrupt_workers(processes)  # a Ctrl-C reached them too; a SIGTERM (kill, a job's end) only reached us
+        raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         for process in processes:
             process.join()
     crashed = [p.name for p in processes if p.exitcode not in (0, None)]
     if crashed:
         log.error("worker(s) %s ended abnormally; their cells are taken over by the next invocation",
                   ", ".join(crashed))
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Turn SIGTERM into a KeyboardInterrupt while the workers run (main thread only); the previous handler.
+
+    Killing the command with SIGTERM would otherwise end this process alone and leave its spawned workers running
+    the rest of the matrix as orphans."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _interrupt_workers(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    """Ctrl-C every live worker: each gives its running cell back (``_run_cell``) and ends."""
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
 
 
 def usable_cpus() -> int:
@@ -251,11 +287,12 @@ def prepare_worker(config: BenchmarkConfig, threads: int, name: str) -> None:
         config.worker_init()
 
 
-def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threads: int, rank: int) -> None:
+def _worker_main(cells: list[Cell], config: BenchmarkConfig, since: float, threads: int, rank: int,
+                 parent_pid: int) -> None:
     """Entry point of a spawned worker: :func:`prepare_worker`, then :func:`work`."""
     prepare_worker(config, threads, f"worker {rank}")
     try:
-        work(cells, config, since=since)
+        work(cells, config, since=since, parent_pid=parent_pid)
     except KeyboardInterrupt:
         pass
     except Exception as exc:
