@@ -84,7 +84,8 @@ class LabelledWindows(torch.utils.data.Dataset):
     memory is the transformed images, not ``s * s`` copies of them. With ``centre_fill`` the unreadable positions
     of a window (zero after blanking) take the centre pixel's spectrum (see the module docstring). With few
     labelled pixels the set is repeated whole to at least ``min_items`` items, so that every pixel is seen equally
-    often in an epoch.
+    often in an epoch. ``known_pixels(sample_id)`` replaces the view's readable pixels as the known ones (the val
+    score passes the val view's visible pixels).
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class LabelledWindows(torch.utils.data.Dataset):
         *,
         min_items: int = 0,
         centre_fill: bool = True,
-        known: Callable[[str], np.ndarray | None] | None = None,
+        known_pixels: Callable[[str], np.ndarray | None] | None = None,
     ) -> None:
         self.patch_size, self.centre_fill = patch_size, centre_fill
         self.cubes: list[torch.Tensor] = []
@@ -108,7 +109,7 @@ class LabelledWindows(torch.utils.data.Dataset):
             rows, cols = np.nonzero(sample.labels != ignore_index)
             if not len(rows):
                 continue
-            readable = readable_mask(view, sample_id) if known is None else known(sample_id)
+            readable = readable_mask(view, sample_id) if known_pixels is None else known_pixels(sample_id)
             cube = blank_unreadable(transform(sample.cube), readable)
             self.cubes.append(pad_for_patches(_tensor(cube)[None], patch_size)[0])
             known = np.ones(sample.labels.shape, dtype=np.float32) if readable is None else readable.astype(np.float32)
@@ -206,7 +207,7 @@ class PatchNetworkLearner(DenseNetworkLearner):
         and would leave the selection blind (a constant val score, epoch 1 kept).
         """
         windows = LabelledWindows(val, transform.apply, self.network.patch_size, self.card.ignore_index,
-                                  known=val.visible)
+                                  known_pixels=val.visible)
         if not windows.num_windows:
             return 0.0
         network: PatchClassifier = self.network

@@ -163,6 +163,17 @@ def test_val_score_fills_hidden_positions_like_training_and_is_the_dense_score_w
         assert not known.all()  # the test exercises the fill
 
 
+def test_a_segmentation_dataset_of_several_images_trains_and_scores_like_the_dense_val(tmp_path) -> None:
+    dataset = make_tiny_dataset()
+    train, val, _ = _views(dataset, "fraction=0.5")
+    assert len(train.sample_ids) > 1 and len(val.sample_ids) > 1
+    transform = _fitted_transform(train)
+    learner = _learner("cnn3d", tmp_path)
+    facts = learner.fit(transform, train, val)
+    assert facts["train_windows"] == train.labelled_pixel_count()
+    assert facts["best_val_miou"] == view_miou(lambda s: learner.predict(transform.apply(s.cube)), val)
+
+
 def test_fit_never_runs_the_dense_forward(tmp_path, monkeypatch) -> None:
     """Training and model selection classify labelled windows only (the speed of the learner)."""
     train, val, _ = _views(_scene())
