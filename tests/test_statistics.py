@@ -118,7 +118,10 @@ def test_statement_wording() -> None:
     weak = {s: UnitConfusions(ids, np.array([[[50, 50 - s], [50, 50]]])) for s in range(3)}
     text = paired_difference(strong, weak).statement("A", "B")
     assert text.startswith("A > B by +") and "J_M (95 % CI [" in text and "p = " in text
-    assert paired_difference(weak, strong).statement("B", "A").startswith("A > B by +")
+    flipped = paired_difference(weak, strong).statement("B", "A")
+    assert flipped.startswith("A > B by +")
+    # The interval is that of the stated difference (winner - loser): the same interval as stated the right way.
+    assert flipped == text
     assert paired_difference(strong, strong).statement("A", "B").startswith("not resolved")
     two = paired_difference({0: strong[0], 1: strong[1]}, {0: weak[0], 1: weak[1]})
     assert two.statement("A", "B").startswith("not resolved: 2 paired seed(s)")

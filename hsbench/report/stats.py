@@ -78,11 +78,15 @@ class DifferenceEstimate:
         """``A > B by +x.x J_M (95 % CI [lo, hi], p = ..)`` or ``not resolved (..)``, in percentage points."""
         if len(self.seeds) < MIN_PAIRED_SEEDS:
             return f"not resolved: {len(self.seeds)} paired seed(s), at least {MIN_PAIRED_SEEDS} needed"
-        interval = f"95 % CI [{100 * self.ci_low:+.1f}, {100 * self.ci_high:+.1f}], p = {self.p:.2g}"
         if not self.resolved:
-            return f"not resolved ({100 * self.estimate:+.1f} J_M, {interval})"
+            return f"not resolved ({100 * self.estimate:+.1f} J_M, {self._interval(1)})"
         winner, loser, sign = (a, b, 1) if self.estimate > 0 else (b, a, -1)
-        return f"{winner} > {loser} by {100 * sign * self.estimate:+.1f} J_M ({interval})"
+        return f"{winner} > {loser} by {100 * sign * self.estimate:+.1f} J_M ({self._interval(sign)})"
+
+    def _interval(self, sign: int) -> str:
+        """The interval of ``sign`` x (A - B): a verdict naming B the winner states B - A and its interval."""
+        low, high = sorted((100 * sign * self.ci_low, 100 * sign * self.ci_high))
+        return f"95 % CI [{low:+.1f}, {high:+.1f}], p = {self.p:.2g}"
 
 
 def batched_estimate(
