@@ -180,7 +180,8 @@ class PatchNetworkLearner(DenseNetworkLearner):
         )
         trainer = Trainer(_WindowClassifier(network), cfg, self.ctx, ignore_index=self.card.ignore_index,
                           loss_fn=training_loss(self.options, train, self.card))
-        result = trainer.fit(windows, evaluate=lambda _model: self.val_miou(transform, val))
+        val_windows = self.val_windows(transform, val)  # the val cubes are read and transformed once per fit
+        result = trainer.fit(windows, evaluate=lambda _model: self.windows_miou(val_windows))
         self.network.eval()
         return {
             "best_val_miou": result.best_score,
@@ -206,8 +207,16 @@ class PatchNetworkLearner(DenseNetworkLearner):
         the mean spectrum the view puts in place of hidden pixels fills most of a large window (25 x 25 HybridSN)
         and would leave the selection blind (a constant val score, epoch 1 kept).
         """
-        windows = LabelledWindows(val, transform.apply, self.network.patch_size, self.card.ignore_index,
-                                  known_pixels=val.visible)
+        return self.windows_miou(self.val_windows(transform, val))
+
+    def val_windows(self, transform: PixelTransform, val: SplitView) -> LabelledWindows:
+        """The windows :meth:`val_miou` classifies: the val view's labelled pixels, its visible pixels known."""
+        return LabelledWindows(val, transform.apply, self.network.patch_size, self.card.ignore_index,
+                               known_pixels=val.visible)
+
+    @torch.no_grad()
+    def windows_miou(self, windows: LabelledWindows) -> float:
+        """mIoU of the network's classes for ``windows`` (each window once), in eval mode."""
         if not windows.num_windows:
             return 0.0
         network: PatchClassifier = self.network
